@@ -1,0 +1,107 @@
+"""`python -m pipeline STAGE --config FILE [--run-dir DIR] [--force] [key.sub=value ...]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+
+from pipeline.artifacts import RunDir, Stage, atomic_path, execute
+from pipeline.config import ConfigError, PipelineConfig, load_config
+
+STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
+
+# Stages land one issue at a time; a stage not built yet says so instead of failing obscurely.
+STAGES: dict[str, Stage] = {}
+PENDING_ISSUES = {"collect": 4, "curate": 5, "train": 6, "eval": 7, "quantize": 8}
+
+STAGE_HELP = {
+    "collect": "Ask a teacher model for responses to prompts -> collect/pairs.jsonl.",
+    "curate": "Dedupe, filter and map the pairs -> curate/pairs.jsonl, removed.jsonl, report, map.",
+    "train": "Fine-tune (LoRA or full) on the curated pairs -> train/merged/.",
+    "eval": "Score the model on the seven GPT4All tasks -> eval/results.json.",
+    "quantize": "Convert to GGUF and quantize -> quantize/*.gguf, models.json.",
+}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GPT4All-style pipeline, stage by stage.")
+console = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML recipe (configs/*.yaml).")]
+RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default runs/<run.name>).")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Rerun even if inputs and config are unchanged.")]
+OverridesArg = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lora.r=16.")]
+
+
+def resolve(config: Path | None, overrides: list[str] | None, run_dir: Path | None) -> tuple[PipelineConfig, RunDir]:
+    """Load and validate the config, or exit with every problem listed."""
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as exc:
+        console.print(f"[red]config error[/red]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
+    return cfg, RunDir(run_dir or cfg.run_dir())
+
+
+def save_resolved_config(cfg: PipelineConfig, run: RunDir) -> None:
+    """The run directory describes itself: the exact config it ran with."""
+    run.root.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run.root / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool) -> None:
+    """Run stages in order, skipping those that are up to date."""
+    missing = [name for name in names if name not in STAGES]
+    if missing:
+        built = ", ".join(STAGES) or "none yet"
+        pending = ", ".join(f"{name} (issue #{PENDING_ISSUES[name]})" for name in missing)
+        console.print(f"[yellow]not built yet:[/yellow] {pending}; built stages: {built}", highlight=False)
+        raise typer.Exit(3)
+    save_resolved_config(cfg, run)
+    for name in names:
+        manifest, ran = execute(STAGES[name], cfg, run, force=force)
+        verb = "done" if ran else "up to date, skipped"
+        console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)")
+
+
+def make_stage_command(name: str) -> None:
+    """Register `python -m pipeline NAME` with the shared options."""
+
+    def command(
+        overrides: OverridesArg = None,
+        config: ConfigOption = None,
+        run_dir: RunDirOption = None,
+        force: ForceOption = False,
+    ) -> None:
+        cfg, run = resolve(config, overrides, run_dir)
+        run_stages([name], cfg, run, force)
+
+    app.command(name=name, help=STAGE_HELP[name])(command)
+
+
+for _name in STAGE_ORDER:
+    make_stage_command(_name)
+
+
+@app.command(name="all", help="Run every stage in order: " + " -> ".join(STAGE_ORDER) + ".")
+def run_all(
+    overrides: OverridesArg = None,
+    config: ConfigOption = None,
+    run_dir: RunDirOption = None,
+    force: ForceOption = False,
+) -> None:
+    cfg, run = resolve(config, overrides, run_dir)
+    run_stages(list(STAGE_ORDER), cfg, run, force)
+
+
+@app.command(name="config", help="Validate a config and print it resolved, overrides applied.")
+def show_config(overrides: OverridesArg = None, config: ConfigOption = None) -> None:
+    cfg, _ = resolve(config, overrides, None)
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,193 @@
+"""Typed pipeline configuration: YAML recipes plus dotted `key.sub=value` overrides.
+
+Every problem in a config (unknown key, wrong type, bad value) is reported at once, each with its
+dotted path, before any model or data is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message lists every problem."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(Section):
+    """Where a run writes its outputs."""
+
+    name: str = Field("tiny", description="Run name; outputs go to `runs_dir/name/`.", min_length=1)
+    runs_dir: Path = Field(Path("runs"), description="Folder that holds every run directory.")
+    seed: int = Field(42, description="Seed for every random choice in every stage.")
+
+
+class TeacherConfig(Section):
+    """An OpenAI-compatible endpoint that answers prompts."""
+
+    base_url: str | None = Field(
+        None, description="Endpoint, e.g. https://api.openai.com/v1; null starts the bundled runtime server."
+    )
+    model: str = Field("SmolLM2-135M-Instruct", description="Model name sent with each request.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (never the key itself)."
+    )
+    max_concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    requests_per_minute: float = Field(600, gt=0, description="Request rate limit.")
+    tokens_per_minute: float | None = Field(None, gt=0, description="Token rate limit; null = none.")
+    max_retries: int = Field(6, ge=0, description="Retries on 429, 5xx, timeouts, dropped connections.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+    temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1, description="Answer length limit per request.")
+    system_prompt: str | None = Field(None, description="System message sent before each prompt.")
+
+
+class CollectConfig(Section):
+    """collect: teacher prompt/response pairs."""
+
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    max_prompts: int | None = Field(None, ge=1, description="Cap on prompts sent; null = all.")
+
+
+class CurateConfig(Section):
+    """curate: dedupe, filters, maps."""
+
+    input: Path | None = Field(None, description="Pairs to curate; null = this run's collect/pairs.jsonl.")
+    skip_bad: bool = Field(False, description="Send corrupt lines to removed.jsonl instead of stopping.")
+
+
+class LoraConfig(Section):
+    """LoRA adapter settings (GPT4All-LoRA: r=8, alpha=32, dropout=0.1)."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class TrainConfig(Section):
+    """train: LoRA or full fine-tuning."""
+
+    base_model: str = Field("bundled:SmolLM2-135M-Instruct", description="HF id, local dir, or GGUF file.")
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    learning_rate: float = Field(5e-5, gt=0)
+    warmup_steps: int = Field(100, ge=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=8, description="Tokens per sequence.")
+    validation_fraction: float = Field(0.05, ge=0, lt=1)
+
+
+class EvalConfig(Section):
+    """eval: the seven GPT4All tasks."""
+
+    tasks: list[str] = Field(
+        default_factory=lambda: ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
+    )
+    limit: int | None = Field(None, ge=1, description="Documents per task; null = the full sets.")
+
+
+class QuantizeConfig(Section):
+    """quantize: HF -> GGUF and llama.cpp quantization types."""
+
+    outtype: Literal["f32", "f16", "bf16"] = "f16"
+    types: list[str] = Field(default_factory=lambda: ["q4_0"])
+
+
+class PipelineConfig(Section):
+    """A whole recipe: one section per stage."""
+
+    run: RunSection = Field(default_factory=RunSection)
+    data_dir: Path = Field(
+        Path("../shared/data"), description="Offline evaluation and instruction data (read only)."
+    )
+    collect: CollectConfig = Field(default_factory=CollectConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+
+    def run_dir(self) -> Path:
+        """The folder this run writes to."""
+        return self.run.runs_dir / self.run.name
+
+    def section_hash(self, section: str) -> str:
+        """A stable hash of one stage's section plus the run-wide settings it depends on."""
+        payload = {
+            "section": getattr(self, section).model_dump(mode="json"),
+            "seed": self.run.seed,
+            "data_dir": str(self.data_dir),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], value) with the value read as YAML (numbers, bools, lists)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted override in a nested dict (in place) and return it."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                prefix = ".".join(path[: depth + 1])
+                raise ConfigError(f"override {text!r}: {prefix} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def format_validation_error(error: ValidationError, origin: str) -> str:
+    """One line per problem, each naming its dotted key path."""
+    lines = [f"{origin}: {error.error_count()} problem(s)"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        got = "" if item["type"] == "missing" else f" (got {item['input']!r})"
+        lines.append(f"  {path}: {item['msg']}{got}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read a YAML recipe (or the defaults when `path` is None), apply overrides, validate it all."""
+    origin = str(path) if path else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of sections")
+    apply_overrides(data, overrides or [])
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None

@@ -1,0 +1,24 @@
+"""The CPU inference runtime: GPT4All-style Python API, terminal chat and an OpenAI-compatible server.
+
+Heavy imports (llama.cpp, torch) happen on first use of `GPT4All` / `Embed4All`.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.embed import Embed4All
+    from runtime.model import GPT4All
+
+__all__ = ["GPT4All", "Embed4All"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GPT4All":
+        from runtime.model import GPT4All
+
+        return GPT4All
+    if name == "Embed4All":
+        from runtime.embed import Embed4All
+
+        return Embed4All
+    raise AttributeError(name)

@@ -1,0 +1,37 @@
+"""Terminal chat: streaming answers, `/reset` to start over, `/exit` (or end of input) to leave."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from runtime.model import GPT4All
+
+HELP = "Type a message. /reset starts a new conversation, /exit quits."
+
+
+def chat_loop(model: GPT4All, stdin: TextIO, stdout: TextIO, system_message: str | None = None,
+              max_tokens: int = 200, temp: float = 0.7) -> int:
+    """Run the REPL until /exit or end of input; returns the number of answered turns."""
+    turns = 0
+    print(f"{model.name} — {HELP}", file=stdout, flush=True)
+    with model.chat_session(system_message=system_message):
+        while True:
+            print("> ", end="", file=stdout, flush=True)
+            line = stdin.readline()
+            if not line:  # end of input
+                print(file=stdout)
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text == "/exit":
+                break
+            if text == "/reset":
+                model.reset_chat()
+                print("(new conversation)", file=stdout, flush=True)
+                continue
+            for piece in model.generate(text, max_tokens=max_tokens, temp=temp, streaming=True):
+                print(piece, end="", file=stdout, flush=True)
+            print(file=stdout, flush=True)
+            turns += 1
+    return turns
