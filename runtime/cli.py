@@ -18,7 +18,7 @@ from runtime.registry import Registry, RegistryError, download
 from runtime.server import DEFAULT_HOST, DEFAULT_PORT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chat with local GGUF models on the CPU.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores, up to 8).")]
 ContextOption = Annotated[int, typer.Option("--n-ctx", help="Context window in tokens.")]
@@ -50,7 +50,8 @@ def models() -> None:
         size = f"{entry.filesize / 1e6:.0f}" if entry.filesize else "?"
         where = str(entry.path) if entry.installed else (entry.url or str(entry.path))
         table.add_row(entry.name, entry.quant or "", entry.parameters or "", size, "yes" if entry.installed else "no", where)
-    Console().print(table)
+    # A pipe gets the full width, so names and paths are never cut.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @app.command(name="download")

@@ -86,9 +86,23 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None, verbose: bool = Fa
             n_threads=n_threads or min(os.cpu_count() or 1, 8),
             verbose=verbose,
         )
-    except (ValueError, RuntimeError) as exc:
-        size = path.stat().st_size
-        raise ModelLoadError(f"llama.cpp could not load {path} ({size} bytes): {exc}; is the file truncated?") from None
+    except (ValueError, RuntimeError):
+        raise ModelLoadError(f"llama.cpp could not load {path}: {diagnose_gguf(path)}") from None
+
+
+def diagnose_gguf(path: Path) -> str:
+    """Why a GGUF file that llama.cpp rejected is unusable, in words."""
+    from gguf import GGUFReader
+
+    size = path.stat().st_size
+    try:
+        reader = GGUFReader(path)
+    except Exception as exc:  # any parse failure means a damaged header or tensor table
+        return f"the file is damaged or truncated ({size} bytes; the GGUF reader says: {exc})"
+    needed = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if size < needed:
+        return f"the file is truncated: {size} bytes, its tensors need {needed}"
+    return f"the file parses as GGUF ({size} bytes) but llama.cpp does not support it"
 
 
 class GPT4All:
@@ -111,6 +125,8 @@ class GPT4All:
         self.name, self.path = registry.resolve(model_name, allow_download=allow_download)
         entry = registry.entries.get(self.name)
         self.llama = load_llama(self.path, n_ctx, n_threads, verbose)
+        # llama.cpp may round its context up; llama-cpp-python's token buffer keeps the size asked for.
+        self.n_ctx = min(n_ctx, self.llama.n_ctx())
         self.chat_template: str | None = (entry and entry.chatTemplate) or self.llama.metadata.get(
             "tokenizer.chat_template"
         )
@@ -154,7 +170,7 @@ class GPT4All:
 
         The prompt is checked now (empty, over the context: ValueError); sampling starts on iteration.
         """
-        n_ctx = self.llama.n_ctx()
+        n_ctx = self.n_ctx
         if not tokens:
             raise ValueError("the prompt is empty")
         if len(tokens) >= n_ctx:

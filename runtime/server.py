@@ -174,8 +174,10 @@ def create_app(pool: ModelPool) -> FastAPI:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems, first = [], None
         for err in exc.errors():
-            loc = [str(p) for p in err["loc"] if p != "body"]
-            field = ".".join(loc) or "body"
+            if err["type"] == "json_invalid":
+                problems.append(f"the request body is not valid JSON ({err['ctx'].get('error', 'parse error')})")
+                continue
+            field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
             first = first or field
             problems.append(f"{field}: {err['msg']}")
         message = "; ".join(problems)
