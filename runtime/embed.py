@@ -92,7 +92,7 @@ class Embed4All:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             encoded = self.tokenizer.pad(
-                {"input_ids": [self.tokenizer.build_inputs_with_special_tokens(chunks[i]) for i in rows]},
+                {"input_ids": [[self.tokenizer.cls_token_id, *chunks[i], self.tokenizer.sep_token_id] for i in rows]},
                 return_tensors="pt",
             )
             states = self.model(**encoded).last_hidden_state
