@@ -236,7 +236,7 @@ class GPT4All:
 
     # -- chat -------------------------------------------------------------------------------
 
-    def render(self, messages: list[Message], chat_template: str | None = None) -> str:
+    def render(self, messages: list[Message], chat_template: str | None = None, add_generation_prompt: bool = True) -> str:
         """The conversation in the model's own chat format, ready for the assistant's answer."""
         template = chat_template or self.chat_template
         if not template:
@@ -245,7 +245,7 @@ class GPT4All:
         return render_chat(
             template,
             messages,
-            add_generation_prompt=True,
+            add_generation_prompt=add_generation_prompt,
             bos_token=self.llama.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace"),
             eos_token=self.llama.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace"),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,6 +38,13 @@ COMPLETION_MAX_TOKENS = 16
 CHAT_MAX_TOKENS = SamplingParams().max_tokens
 # The server prefills with large batches: GPT4All's n_batch=8 suits a UI on slow machines, not an API.
 SERVER_N_BATCH = 512
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port that is free on `host` right now (for servers started by tests, benchmarks, collect)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 class APIError(Exception):
