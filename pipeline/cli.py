@@ -67,8 +67,8 @@ def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool) 
         console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)")
 
 
-def make_stage_command(name: str) -> None:
-    """Register `python -m pipeline NAME` with the shared options."""
+def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
+    """Register `python -m pipeline NAME` running `stages`, with the shared options."""
 
     def command(
         overrides: OverridesArg = None,
@@ -77,24 +77,14 @@ def make_stage_command(name: str) -> None:
         force: ForceOption = False,
     ) -> None:
         cfg, run = resolve(config, overrides, run_dir)
-        run_stages([name], cfg, run, force)
+        run_stages(stages, cfg, run, force)
 
-    app.command(name=name, help=STAGE_HELP[name])(command)
+    app.command(name=name, help=help_text)(command)
 
 
 for _name in STAGE_ORDER:
-    make_stage_command(_name)
-
-
-@app.command(name="all", help="Run every stage in order: " + " -> ".join(STAGE_ORDER) + ".")
-def run_all(
-    overrides: OverridesArg = None,
-    config: ConfigOption = None,
-    run_dir: RunDirOption = None,
-    force: ForceOption = False,
-) -> None:
-    cfg, run = resolve(config, overrides, run_dir)
-    run_stages(list(STAGE_ORDER), cfg, run, force)
+    make_stage_command(_name, [_name], STAGE_HELP[_name])
+make_stage_command("all", list(STAGE_ORDER), "Run every stage in order: " + " -> ".join(STAGE_ORDER) + ".")
 
 
 @app.command(name="config", help="Validate a config and print it resolved, overrides applied.")
