@@ -79,7 +79,7 @@ class Manifest(BaseModel):
     config: dict[str, Any]
     config_hash: str
     inputs: dict[str, str] = Field(description="Input path -> sha256.")
-    counts: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int | float] = Field(default_factory=dict)
     seed: int
     wall_time_s: float
     started: datetime
@@ -127,8 +127,9 @@ class Stage:
     """A pipeline stage: reads files in the run directory, writes its own, returns its counts."""
 
     name: str
-    run: Callable[[PipelineConfig, RunDir], dict[str, int]]
+    run: Callable[[PipelineConfig, RunDir], dict[str, int | float]]
     inputs: Callable[[PipelineConfig, RunDir], list[Path]]
+    plan: Callable[[PipelineConfig], str] | None = None  # what a run would do, for --dry-run
 
 
 def hash_inputs(paths: list[Path]) -> dict[str, str]:

@@ -10,13 +10,16 @@ import yaml
 from rich.console import Console
 
 from pipeline.artifacts import RunDir, Stage, atomic_path, execute
+from pipeline.collect import stage as collect_stage
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
 
 # Stages land one issue at a time; a stage not built yet says so instead of failing obscurely.
-STAGES: dict[str, Stage] = {}
-PENDING_ISSUES = {"collect": 4, "curate": 5, "train": 6, "eval": 7, "quantize": 8}
+STAGES: dict[str, Stage] = {
+    "collect": Stage("collect", collect_stage.run, collect_stage.inputs, collect_stage.plan),
+}
+PENDING_ISSUES = {"curate": 5, "train": 6, "eval": 7, "quantize": 8}
 
 STAGE_HELP = {
     "collect": "Ask a teacher model for responses to prompts -> collect/pairs.jsonl.",
@@ -32,6 +35,7 @@ console = Console(stderr=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML recipe (configs/*.yaml).")]
 RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default runs/<run.name>).")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Rerun even if inputs and config are unchanged.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; send and write nothing.")]
 OverridesArg = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lora.r=16.")]
 
 
@@ -52,8 +56,13 @@ def save_resolved_config(cfg: PipelineConfig, run: RunDir) -> None:
         tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool) -> None:
-    """Run stages in order, skipping those that are up to date."""
+def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool, dry_run: bool) -> None:
+    """Run stages in order, skipping those that are up to date (or only print their plans)."""
+    if dry_run:
+        for name in names:
+            stage = STAGES.get(name)
+            typer.echo(stage.plan(cfg) if stage and stage.plan else f"{name}: nothing to estimate")
+        return
     missing = [name for name in names if name not in STAGES]
     if missing:
         built = ", ".join(STAGES) or "none yet"
@@ -62,9 +71,13 @@ def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool) 
         raise typer.Exit(3)
     save_resolved_config(cfg, run)
     for name in names:
-        manifest, ran = execute(STAGES[name], cfg, run, force=force)
-        verb = "done" if ran else "up to date, skipped"
-        console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)")
+        try:
+            manifest, ran = execute(STAGES[name], cfg, run, force=force)
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            console.print(f"[red]{name} failed:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        verb = "done" if ran else "up to date, skipped (--force reruns it)"
+        console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)", highlight=False)
 
 
 def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
@@ -75,9 +88,10 @@ def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
         config: ConfigOption = None,
         run_dir: RunDirOption = None,
         force: ForceOption = False,
+        dry_run: DryRunOption = False,
     ) -> None:
         cfg, run = resolve(config, overrides, run_dir)
-        run_stages(stages, cfg, run, force)
+        run_stages(stages, cfg, run, force, dry_run)
 
     app.command(name=name, help=help_text)(command)
 

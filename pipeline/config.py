@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,11 +54,72 @@ class TeacherConfig(Section):
     system_prompt: str | None = Field(None, description="System message sent before each prompt.")
 
 
+class FileSource(Section):
+    """Prompts from a local JSONL file or JSON array (e.g. Alpaca: instruction + input)."""
+
+    type: Literal["jsonl", "json"]
+    name: str = Field(description="The records' `source` label.")
+    path: str = Field(description="File path; `{data_dir}` expands to the config's data_dir.")
+    prompt_field: str = Field("prompt", description="Dotted path to the prompt, e.g. `instruction`.")
+    input_field: str | None = Field(None, description="Dotted path to extra input appended to the prompt.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many prompts from the source.")
+
+
+class HFSource(Section):
+    """Prompts from `datasets.load_dataset` (a hub id online, or a builder like `json` + data_files)."""
+
+    type: Literal["hf"]
+    name: str = Field(description="The records' `source` label.")
+    dataset: str = Field(description="Hub id (e.g. databricks/databricks-dolly-15k) or builder name.")
+    subset: str | None = None
+    split: str = "train"
+    data_files: list[str] | None = Field(None, description="Local files for offline use ({data_dir} expands).")
+    prompt_field: str = "prompt"
+    input_field: str | None = None
+    limit: int | None = Field(None, ge=1)
+
+
+class CreativeSource(Section):
+    """GPT4All-J's creative prompts: "Write a [TYPE] about [NOUN] in the style of [PERSON]"."""
+
+    type: Literal["creative"]
+    name: str = "creative"
+    n: int = Field(ge=1, description="How many prompts to draw (seeded by run.seed).")
+    template: str = "Write a {type} about {noun} in the style of {person}."
+    types: list[str] = Field(default_factory=lambda: ["poem", "short story", "song", "haiku", "letter", "limerick"])
+    nouns: list[str] = Field(default_factory=lambda: ["the ocean", "a lighthouse", "autumn", "a robot", "coffee",
+                                                      "the moon", "a city at night", "an old friend"])
+    persons: list[str] = Field(default_factory=lambda: ["Shakespeare", "Emily Dickinson", "Dr. Seuss",
+                                                        "Edgar Allan Poe", "Mark Twain", "Jane Austen"])
+
+
+PromptSource = Annotated[FileSource | HFSource | CreativeSource, Field(discriminator="type")]
+
+
+class Price(Section):
+    """US dollars per 1,000 tokens."""
+
+    input_per_1k: float = Field(ge=0)
+    output_per_1k: float = Field(ge=0)
+
+
 class CollectConfig(Section):
     """collect: teacher prompt/response pairs."""
 
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    sources: list[PromptSource] = Field(default_factory=list)
     max_prompts: int | None = Field(None, ge=1, description="Cap on prompts sent; null = all.")
+    followup_turns: int = Field(0, ge=0, description="Extra user turns the teacher writes and answers.")
+    followup_instruction: str = Field(
+        "Read the conversation and write the next message the user would send: one short follow-up question. "
+        "Reply with the question only.",
+        description="System prompt that asks the teacher for the next user turn.",
+    )
+    prices: dict[str, Price] = Field(
+        # gpt-3.5-turbo at its March 2023 launch, when the GPT4All data was collected: $0.002 / 1K tokens.
+        default_factory=lambda: {"gpt-3.5-turbo": Price(input_per_1k=0.002, output_per_1k=0.002)},
+        description="Model name -> price, for cost accounting; models not listed cost 0.",
+    )
 
 
 class CurateConfig(Section):

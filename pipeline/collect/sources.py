@@ -1,0 +1,145 @@
+"""Prompt sources: local JSONL/JSON, HF datasets, and GPT4All-J's creative schema.
+
+Each source yields `Prompt(source, text)`; `gather_prompts` chains them, drops empty and duplicate
+prompts (normalized text, first one kept) and applies the global cap.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import CollectConfig, CreativeSource, FileSource, HFSource
+from pipeline.records import normalize_text
+
+
+class SourceError(ValueError):
+    """A prompt source that cannot be read; names the file (and line) or the field."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    source: str
+    text: str
+
+
+def expand(path: str, data_dir: Path) -> str:
+    return path.replace("{data_dir}", str(data_dir))
+
+
+def field(row: Any, dotted: str) -> Any:
+    """`instances.0.input` -> row["instances"][0]["input"]; None when any step is missing."""
+    value = row
+    for part in dotted.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def prompt_text(row: Any, prompt_field: str, input_field: str | None, where: str) -> str:
+    """The prompt of one row: its prompt field, plus the input field after a blank line (Alpaca)."""
+    text = field(row, prompt_field)
+    if not isinstance(text, str):
+        raise SourceError(f"{where}: field {prompt_field!r} is missing or not text")
+    extra = field(row, input_field) if input_field else None
+    if isinstance(extra, str) and extra.strip():
+        text = f"{text}\n\n{extra}"
+    return text
+
+
+def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]:
+    """(where, row) pairs; a bad line names its file and line number."""
+    path = Path(expand(src.path, data_dir))
+    if not path.is_file():
+        raise SourceError(f"source {src.name!r}: file not found: {path}")
+    if src.type == "json" or path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(rows, list):
+            raise SourceError(f"{path}: expected a JSON array of objects")
+        yield from ((f"{path} item {i}", row) for i, row in enumerate(rows))
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SourceError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+
+def file_prompts(src: FileSource, data_dir: Path, seed: int) -> Iterator[str]:
+    for where, row in rows_from_file(src, data_dir):
+        yield prompt_text(row, src.prompt_field, src.input_field, where)
+
+
+def hf_prompts(src: HFSource, data_dir: Path, seed: int) -> Iterator[str]:
+    import datasets
+
+    files = [expand(f, data_dir) for f in src.data_files] if src.data_files else None
+    try:
+        rows = datasets.load_dataset(src.dataset, src.subset, split=src.split, data_files=files)
+    except Exception as exc:  # datasets raises many types; all mean "cannot load this source"
+        raise SourceError(f"source {src.name!r}: cannot load dataset {src.dataset!r}: {exc}") from None
+    for index, row in enumerate(rows):
+        yield prompt_text(row, src.prompt_field, src.input_field, f"{src.dataset}[{src.split}] row {index}")
+
+
+def creative_prompts(src: CreativeSource, data_dir: Path, seed: int) -> Iterator[str]:
+    """Distinct combinations of the three lists, drawn without replacement (seeded)."""
+    combos = [(t, n, p) for t in src.types for n in src.nouns for p in src.persons]
+    random.Random(seed).shuffle(combos)
+    for kind, noun, person in combos[: src.n]:
+        yield src.template.format(type=kind, noun=noun, person=person)
+
+
+SOURCES: dict[str, Callable[[Any, Path, int], Iterable[str]]] = {
+    "jsonl": file_prompts,
+    "json": file_prompts,
+    "hf": hf_prompts,
+    "creative": creative_prompts,
+}
+
+
+@dataclass
+class GatherStats:
+    read: int = 0
+    empty: int = 0
+    duplicates: int = 0
+
+
+def gather_prompts(cfg: CollectConfig, data_dir: Path, seed: int) -> tuple[list[Prompt], GatherStats]:
+    """Every source's prompts in order, without empty or repeated prompts, capped at max_prompts."""
+    prompts: list[Prompt] = []
+    seen: set[str] = set()
+    stats = GatherStats()
+    for src in cfg.sources:
+        taken = 0
+        for text in SOURCES[src.type](src, data_dir, seed):
+            if cfg.max_prompts is not None and len(prompts) >= cfg.max_prompts:
+                return prompts, stats
+            if getattr(src, "limit", None) is not None and taken >= src.limit:
+                break
+            stats.read += 1
+            key = normalize_text(text)
+            if not key:
+                stats.empty += 1
+                continue
+            if key in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(key)
+            prompts.append(Prompt(src.name, text.strip()))
+            taken += 1
+    return prompts, stats

@@ -1,0 +1,191 @@
+"""collect: ask a teacher for responses to every prompt -> collect/pairs.jsonl (+ failed.jsonl).
+
+Resumable: every answer lands in collect/cache.sqlite as it arrives; a rerun sends only what is not
+answered yet. Multi-turn: after each answer the teacher writes the user's next turn, then answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.artifacts import RunDir, atomic_path
+from pipeline.collect.cache import AnswerCache, request_key
+from pipeline.collect.local_teacher import local_teacher
+from pipeline.collect.sources import Prompt, expand, gather_prompts
+from pipeline.collect.teacher import Answer, Teacher, TeacherFailure, api_key
+from pipeline.config import CollectConfig, PipelineConfig
+from pipeline.records import Record, write_records
+
+
+@dataclass
+class Tally:
+    """Token and request accounting for one run."""
+
+    sent_prompt_tokens: int = 0
+    sent_completion_tokens: int = 0
+    cached: int = 0
+    sent: int = 0
+
+
+@dataclass
+class Failure:
+    prompt: Prompt
+    reason: str
+
+
+class Conversations:
+    """Turns prompts into conversations through the cache and the teacher."""
+
+    def __init__(self, cfg: CollectConfig, teacher: Teacher, cache: AnswerCache) -> None:
+        self.cfg, self.teacher, self.cache = cfg, teacher, cache
+        self.tally = Tally()
+
+    async def ask(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Answer:
+        request = self.teacher.request(messages, max_tokens)
+        key = request_key(request)
+        if (hit := self.cache.answered(key)) is not None:
+            self.tally.cached += 1
+            return Answer(**hit)
+        try:
+            answer = await self.teacher.send(request)
+        except TeacherFailure as exc:
+            self.cache.put_failure(key, request, str(exc))
+            raise
+        self.cache.put_answer(key, request, answer.__dict__)
+        self.tally.sent += 1
+        self.tally.sent_prompt_tokens += answer.prompt_tokens
+        self.tally.sent_completion_tokens += answer.completion_tokens
+        return answer
+
+    async def converse(self, prompt: Prompt) -> Record:
+        system = [{"role": "system", "content": self.cfg.teacher.system_prompt}] if self.cfg.teacher.system_prompt else []
+        turns = [{"role": "user", "content": prompt.text}]
+        used = {"prompt_tokens": 0, "completion_tokens": 0}
+        answer = None
+        for turn in range(self.cfg.followup_turns + 1):
+            if turn:
+                transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in turns)
+                question = await self.ask([{"role": "system", "content": self.cfg.followup_instruction},
+                                           {"role": "user", "content": transcript}], max_tokens=96)
+                turns.append({"role": "user", "content": question.text.strip()})
+            answer = await self.ask(system + turns)
+            turns.append({"role": "assistant", "content": answer.text})
+            used["prompt_tokens"] += answer.prompt_tokens
+            used["completion_tokens"] += answer.completion_tokens
+        assert answer is not None
+        meta = {"teacher": self.cfg.teacher.model, **used, "finish_reason": answer.finish_reason}
+        return Record.create(prompt.source, turns, meta)
+
+
+async def collect_all(prompts: list[Prompt], conversations: Conversations) -> tuple[list[Record], list[Failure]]:
+    """Every prompt ends as a record or a failure; results keep the prompts' order."""
+    await conversations.teacher.check()
+    results: list[Record | Failure | None] = [None] * len(prompts)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(prompts)):
+        queue.put_nowait(index)
+    bar = tqdm(total=len(prompts), desc="collect", unit="prompt", dynamic_ncols=True)
+
+    async def worker() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            try:
+                results[index] = await conversations.converse(prompts[index])
+            except TeacherFailure as exc:
+                results[index] = Failure(prompts[index], str(exc))
+            bar.update(1)
+
+    # Twice the request slots: while some workers wait on the teacher, others read the cache.
+    await asyncio.gather(*(worker() for _ in range(conversations.cfg.teacher.max_concurrency * 2)))
+    bar.close()
+    await conversations.teacher.close()
+    records = [r for r in results if isinstance(r, Record)]
+    failures = [r for r in results if isinstance(r, Failure)]
+    return records, failures
+
+
+@contextmanager
+def teacher_endpoint(cfg: PipelineConfig, out_dir: Path) -> Iterator[str]:
+    """The configured endpoint, or the bundled runtime server started for this run."""
+    teacher = cfg.collect.teacher
+    if teacher.base_url:
+        yield teacher.base_url
+    else:
+        with local_teacher(teacher.model, out_dir / "teacher.log") as url:
+            yield url
+
+
+def cost(cfg: CollectConfig, prompt_tokens: float, completion_tokens: float) -> float:
+    price = cfg.prices.get(cfg.teacher.model)
+    if price is None:
+        return 0.0
+    return prompt_tokens / 1000 * price.input_per_1k + completion_tokens / 1000 * price.output_per_1k
+
+
+def inputs(cfg: PipelineConfig, run: RunDir) -> list[Path]:
+    """Local files the prompts come from (hub datasets are named in the config, hashed with it)."""
+    paths: list[Path] = []
+    for src in cfg.collect.sources:
+        if src.type in ("jsonl", "json"):
+            paths.append(Path(expand(src.path, cfg.data_dir)))
+        elif src.type == "hf" and src.data_files:
+            paths += [Path(expand(f, cfg.data_dir)) for f in src.data_files]
+    return paths
+
+
+def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
+    collect = cfg.collect
+    api_key(collect.teacher)  # a missing key variable stops here, before any work
+    prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
+    if not prompts:
+        raise ValueError("collect: the sources gave no prompts (check collect.sources)")
+    out = run_dir.stage_dir("collect")
+    cache = AnswerCache(out / "cache.sqlite")
+    try:
+        with teacher_endpoint(cfg, out) as url:
+            conversations = Conversations(collect, Teacher(collect.teacher, url), cache)
+            records, failures = asyncio.run(collect_all(prompts, conversations))
+    finally:
+        cache.close()
+    write_records(out / "pairs.jsonl", records)
+    with atomic_path(out / "failed.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps({"source": f.prompt.source, "prompt": f.prompt.text, "reason": f.reason})
+                               + "\n" for f in failures))
+    tally = conversations.tally
+    return {
+        "prompts_read": gathered.read,
+        "duplicate_prompts": gathered.duplicates,
+        "empty_prompts": gathered.empty,
+        "prompts": len(prompts),
+        "records": len(records),
+        "failed": len(failures),
+        "requests_sent": tally.sent,
+        "requests_cached": tally.cached,
+        "prompt_tokens": sum(r.meta["prompt_tokens"] for r in records),
+        "completion_tokens": sum(r.meta["completion_tokens"] for r in records),
+        "sent_prompt_tokens": tally.sent_prompt_tokens,
+        "sent_completion_tokens": tally.sent_completion_tokens,
+        "cost_usd": round(cost(collect, tally.sent_prompt_tokens, tally.sent_completion_tokens), 4),
+    }
+
+
+def plan(cfg: PipelineConfig) -> str:
+    """What a run would send, and its cost at most (every answer at max_tokens), without sending."""
+    collect = cfg.collect
+    prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
+    per_prompt = 1 + 2 * collect.followup_turns
+    requests = len(prompts) * per_prompt
+    prompt_tokens = sum(len(p.text) // 4 + 1 for p in prompts) * per_prompt
+    completion_tokens = requests * collect.teacher.max_tokens
+    dollars = cost(collect, prompt_tokens, completion_tokens)
+    return (f"collect: {len(prompts)} prompts ({gathered.duplicates} duplicates dropped) -> {requests} requests "
+            f"to {collect.teacher.model} at {collect.teacher.base_url or 'the bundled runtime server'}; "
+            f"about {prompt_tokens:,} prompt tokens, at most {completion_tokens:,} completion tokens; "
+            f"estimated cost at most ${dollars:,.2f}")
