@@ -172,7 +172,7 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
         "completion_tokens": sum(r.meta["completion_tokens"] for r in records),
         "sent_prompt_tokens": tally.sent_prompt_tokens,
         "sent_completion_tokens": tally.sent_completion_tokens,
-        "cost_usd": round(cost(collect, tally.sent_prompt_tokens, tally.sent_completion_tokens), 4),
+        "cost_usd": round(cost(collect, tally.sent_prompt_tokens, tally.sent_completion_tokens), 6),
     }
 
 
