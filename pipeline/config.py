@@ -55,7 +55,7 @@ class TeacherConfig(Section):
 
 
 class FileSource(Section):
-    """Prompts from a local JSONL file or JSON array (e.g. Alpaca: instruction + input)."""
+    """Prompts from a local JSONL file or JSON array, plain or .gz (e.g. Alpaca: instruction + input)."""
 
     type: Literal["jsonl", "json"]
     name: str = Field(description="The records' `source` label.")

@@ -6,6 +6,7 @@ prompts (normalized text, first one kept) and applies the global cap.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -60,16 +61,18 @@ def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]
     path = Path(expand(src.path, data_dir))
     if not path.is_file():
         raise SourceError(f"source {src.name!r}: file not found: {path}")
-    if src.type == "json" or path.suffix == ".json":
+    opener = gzip.open if path.suffix == ".gz" else open
+    if src.type == "json":
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            with opener(path, "rt", encoding="utf-8") as handle:
+                rows = json.load(handle)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(rows, list):
             raise SourceError(f"{path}: expected a JSON array of objects")
         yield from ((f"{path} item {i}", row) for i, row in enumerate(rows))
         return
-    with path.open(encoding="utf-8") as handle:
+    with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
