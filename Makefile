@@ -38,8 +38,9 @@ chat: install
 serve: install
 	$(RUNTIME) serve $(MODEL) $(ARGS)
 
+BENCHMARKS ?= runtime collect
 bench: install
-	$(BIN)/python -m benchmarks.runtime $(ARGS)
+	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
 
 clean:
 	rm -rf runs

@@ -31,7 +31,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.answered: Counter[str] = Counter()
         self.over_limit = 0
         self.lock = threading.Lock()
-        self._last_admit = 0.0
+        self._tokens, self._refilled = max_rps or 0.0, time.monotonic()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -50,15 +50,17 @@ class FakeOpenAI(ThreadingHTTPServer):
         pass  # a client that timed out and hung up ([slow]) is expected, not an error
 
     def admit(self) -> bool:
-        """Server-side rate limit: requests closer together than 1/max_rps are refused with 429."""
+        """Server-side rate limit: a token bucket holding one second of `max_rps`; over it -> 429."""
         if self.max_rps is None:
             return True
         with self.lock:
             now = time.monotonic()
-            if now - self._last_admit < 1 / self.max_rps * 0.5:  # half-interval slack for timer jitter
+            self._tokens = min(self.max_rps, self._tokens + (now - self._refilled) * self.max_rps)
+            self._refilled = now
+            if self._tokens < 1:
                 self.over_limit += 1
                 return False
-            self._last_admit = now
+            self._tokens -= 1
             return True
 
 
