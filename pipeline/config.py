@@ -62,6 +62,7 @@ class FileSource(Section):
     path: str = Field(description="File path; `{data_dir}` expands to the config's data_dir.")
     prompt_field: str = Field("prompt", description="Dotted path to the prompt, e.g. `instruction`.")
     input_field: str | None = Field(None, description="Dotted path to extra input appended to the prompt.")
+    prompt_pattern: str | None = Field(None, description="Regex whose first group is the prompt (e.g. OIG text).")
     limit: int | None = Field(None, ge=1, description="Use at most this many prompts from the source.")
 
 
@@ -76,6 +77,7 @@ class HFSource(Section):
     data_files: list[str] | None = Field(None, description="Local files for offline use ({data_dir} expands).")
     prompt_field: str = "prompt"
     input_field: str | None = None
+    prompt_pattern: str | None = Field(None, description="Regex whose first group is the prompt (e.g. OIG text).")
     limit: int | None = Field(None, ge=1)
 
 

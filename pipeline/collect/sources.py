@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,16 @@ def field(row: Any, dotted: str) -> Any:
     return value
 
 
-def prompt_text(row: Any, prompt_field: str, input_field: str | None, where: str) -> str:
-    """The prompt of one row: its prompt field, plus the input field after a blank line (Alpaca)."""
-    text = field(row, prompt_field)
+def prompt_text(row: Any, src: FileSource | HFSource, where: str) -> str:
+    """The prompt of one row: its prompt field (or the pattern's first group in it), plus the input
+    field after a blank line (Alpaca). A row the pattern does not match gives an empty prompt."""
+    text = field(row, src.prompt_field)
     if not isinstance(text, str):
-        raise SourceError(f"{where}: field {prompt_field!r} is missing or not text")
-    extra = field(row, input_field) if input_field else None
+        raise SourceError(f"{where}: field {src.prompt_field!r} is missing or not text")
+    if src.prompt_pattern:
+        match = re.search(src.prompt_pattern, text, re.DOTALL)
+        text = match.group(1) if match else ""
+    extra = field(row, src.input_field) if src.input_field else None
     if isinstance(extra, str) and extra.strip():
         text = f"{text}\n\n{extra}"
     return text
@@ -84,7 +89,7 @@ def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]
 
 def file_prompts(src: FileSource, data_dir: Path, seed: int) -> Iterator[str]:
     for where, row in rows_from_file(src, data_dir):
-        yield prompt_text(row, src.prompt_field, src.input_field, where)
+        yield prompt_text(row, src, where)
 
 
 def hf_prompts(src: HFSource, data_dir: Path, seed: int) -> Iterator[str]:
@@ -96,7 +101,7 @@ def hf_prompts(src: HFSource, data_dir: Path, seed: int) -> Iterator[str]:
     except Exception as exc:  # datasets raises many types; all mean "cannot load this source"
         raise SourceError(f"source {src.name!r}: cannot load dataset {src.dataset!r}: {exc}") from None
     for index, row in enumerate(rows):
-        yield prompt_text(row, src.prompt_field, src.input_field, f"{src.dataset}[{src.split}] row {index}")
+        yield prompt_text(row, src, f"{src.dataset}[{src.split}] row {index}")
 
 
 def creative_prompts(src: CreativeSource, data_dir: Path, seed: int) -> Iterator[str]:

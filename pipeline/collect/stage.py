@@ -18,7 +18,7 @@ from tqdm import tqdm
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.collect.cache import AnswerCache, request_key
 from pipeline.collect.local_teacher import local_teacher
-from pipeline.collect.sources import Prompt, expand, gather_prompts
+from pipeline.collect.sources import Prompt, SourceError, expand, gather_prompts
 from pipeline.collect.teacher import Answer, Teacher, TeacherFailure, api_key
 from pipeline.config import CollectConfig, PipelineConfig
 from pipeline.records import Record, write_records
@@ -177,15 +177,28 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
 
 
 def plan(cfg: PipelineConfig) -> str:
-    """What a run would send, and its cost at most (every answer at max_tokens), without sending."""
+    """What a run would send, and its cost at most (every answer at max_tokens), without sending.
+
+    A source that cannot be read here (e.g. a hub dataset while offline) is named, not counted.
+    """
     collect = cfg.collect
-    prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
+    readable, unreadable = [], []
+    for src in collect.sources:
+        try:
+            gather_prompts(collect.model_copy(update={"sources": [src], "max_prompts": 1}), cfg.data_dir, cfg.run.seed)
+            readable.append(src)
+        except (SourceError, OSError) as exc:
+            unreadable.append(f"{src.name} ({exc})")
+    prompts, gathered = gather_prompts(collect.model_copy(update={"sources": readable}), cfg.data_dir, cfg.run.seed)
     per_prompt = 1 + 2 * collect.followup_turns
     requests = len(prompts) * per_prompt
     prompt_tokens = sum(len(p.text) // 4 + 1 for p in prompts) * per_prompt
     completion_tokens = requests * collect.teacher.max_tokens
     dollars = cost(collect, prompt_tokens, completion_tokens)
-    return (f"collect: {len(prompts)} prompts ({gathered.duplicates} duplicates dropped) -> {requests} requests "
+    text = (f"collect: {len(prompts)} prompts ({gathered.duplicates} duplicates dropped) -> {requests} requests "
             f"to {collect.teacher.model} at {collect.teacher.base_url or 'the bundled runtime server'}; "
             f"about {prompt_tokens:,} prompt tokens, at most {completion_tokens:,} completion tokens; "
             f"estimated cost at most ${dollars:,.2f}")
+    if unreadable:
+        text += "\n  not counted, cannot be read here: " + "; ".join(unreadable)
+    return text

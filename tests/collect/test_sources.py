@@ -58,3 +58,19 @@ def test_bad_sources_name_the_place(tmp_path: Path) -> None:
         prompts_of(f'{{type: jsonl, name: x, path: "{tmp_path}/nope.jsonl"}}')
     with pytest.raises(Exception, match="collect.sources.0"):
         prompts_of('{type: csv, name: x}')
+
+
+def test_prompt_pattern_extracts_the_human_turn(tmp_path: Path) -> None:
+    rows = tmp_path / "oig.jsonl"
+    rows.write_text('{"text": "<human>: What is rain?\\n<bot>: Water falling."}\n{"text": "no turns here"}\n')
+    prompts, stats = gather_prompts(load_config(None, [
+        f'collect.sources=[{{type: jsonl, name: oig, path: "{rows}", prompt_field: text, '
+        'prompt_pattern: "<human>:\\\\s*(.*?)\\\\s*<bot>:"}]']).collect, tmp_path, 0)
+    assert [p.text for p in prompts] == ["What is rain?"] and stats.empty == 1
+
+
+def test_paper_configs_name_the_real_sources_and_teacher() -> None:
+    for name in ("gpt4all-lora-7b", "gpt4all-j", "snoozy"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert cfg.collect.teacher.model == "gpt-3.5-turbo" and cfg.collect.teacher.api_key_env == "OPENAI_API_KEY"
+        assert {s.name for s in cfg.collect.sources} >= {"oig/unified_chip2", "stackoverflow", "p3/cos_e"}
