@@ -87,9 +87,14 @@ class Teacher:
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key(cfg), max_retries=0,
                                          timeout=cfg.timeout_s)
         self.slots = asyncio.Semaphore(cfg.max_concurrency)
-        # Buckets hold one second of budget, so a run never bursts past its per-minute limit.
+        # The request bucket holds one second of budget, so a run never bursts past its per-minute limit.
         self.requests = AsyncLimiter(max(cfg.requests_per_minute / 60, 1), 1)
-        self.tokens = AsyncLimiter(max(cfg.tokens_per_minute / 60, 1), 1) if cfg.tokens_per_minute else None
+        self.tokens = None
+        if cfg.tokens_per_minute:
+            # Refills at tokens_per_minute / 60 per second; holds at least two full requests.
+            per_second = cfg.tokens_per_minute / 60
+            capacity = max(per_second, 2.0 * cfg.max_tokens)
+            self.tokens = AsyncLimiter(capacity, capacity / per_second)
         self.sent = 0
 
     async def check(self) -> None:
