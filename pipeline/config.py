@@ -124,11 +124,90 @@ class CollectConfig(Section):
     )
 
 
+class Switch(Section):
+    enabled: bool = True
+
+
+class MalformedFilter(Switch):
+    """Missing roles, empty turns, a conversation that does not end with the assistant."""
+
+
+class LengthFilter(Switch):
+    """Bounds in characters and in tokens (words and punctuation marks); null = no bound."""
+
+    min_prompt_chars: int | None = Field(None, ge=0)
+    max_prompt_chars: int | None = Field(None, ge=1)
+    min_response_chars: int | None = Field(1, ge=0)
+    max_response_chars: int | None = Field(None, ge=1)
+    min_response_tokens: int | None = Field(None, ge=0)
+    max_response_tokens: int | None = Field(None, ge=1)
+    max_prompt_tokens: int | None = Field(None, ge=1)
+
+
+class RefusalFilter(Switch):
+    """Responses containing a refusal or AI-boilerplate phrase (case-insensitive)."""
+
+    phrase_file: str = Field("configs/refusals.yaml", description="YAML: named phrase sets.")
+    phrase_sets: list[str] = Field(default_factory=lambda: ["breezy", "jazzy"],
+                                   description="Sets from phrase_file; breezy = v1.1, jazzy adds v1.2's.")
+    phrases: list[str] = Field(default_factory=list, description="Extra phrases.")
+
+
+class TruncatedFilter(Switch):
+    """Answers the teacher cut off (meta.finish_reason == "length")."""
+
+
+class DecontaminateFilter(Switch):
+    """Records sharing an n-gram with the evaluation sets (GPT-3's 13-gram rule)."""
+
+    ngram: int = Field(13, ge=4)
+    files: list[str] = Field(default_factory=lambda: [
+        "{data_dir}/eval/*.jsonl", "{data_dir}/eval/*.jsonl.gz",
+        "{data_dir}/instruct/self_instruct_user_oriented_instructions.jsonl"])
+
+
+class FiltersConfig(Section):
+    malformed: MalformedFilter = Field(default_factory=MalformedFilter)
+    length: LengthFilter = Field(default_factory=LengthFilter)
+    refusal: RefusalFilter = Field(default_factory=RefusalFilter)
+    truncated: TruncatedFilter = Field(default_factory=TruncatedFilter)
+    decontaminate: DecontaminateFilter = Field(default_factory=DecontaminateFilter)
+
+
+class MinHashConfig(Switch):
+    """Near-duplicates: MinHash signatures of word n-gram shingles, LSH candidates, verified."""
+
+    ngram: int = Field(3, ge=1, description="Words per shingle.")
+    num_perm: int = Field(128, ge=16)
+    threshold: float = Field(0.7, gt=0, lt=1, description="Estimated Jaccard similarity that makes a duplicate.")
+    workers: int = Field(2, ge=1, description="Processes that compute signatures.")
+
+
+class SemanticConfig(Switch):
+    """Semantic duplicates (v1.3-groovy): all-MiniLM-L6-v2 embeddings, cosine similarity, faiss."""
+
+    threshold: float = Field(0.95, gt=0, le=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class MapConfig(Switch):
+    """A 2-D map of every record (kept and removed): Nomic Atlas with NOMIC_API_KEY, else local."""
+
+    max_points: int = Field(50000, ge=10)
+    clusters: int = Field(8, ge=1)
+
+
 class CurateConfig(Section):
-    """curate: dedupe, filters, maps."""
+    """curate: filters, dedupe, report, map."""
 
     input: Path | None = Field(None, description="Pairs to curate; null = this run's collect/pairs.jsonl.")
     skip_bad: bool = Field(False, description="Send corrupt lines to removed.jsonl instead of stopping.")
+    compare: Literal["prompt", "response", "both"] = Field("both", description="Text the dedupe steps compare.")
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    exact: Switch = Field(default_factory=Switch)
+    minhash: MinHashConfig = Field(default_factory=MinHashConfig)
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    map: MapConfig = Field(default_factory=MapConfig)
 
 
 class LoraConfig(Section):

@@ -1,0 +1,159 @@
+"""Dedupe steps: exact, MinHash LSH near-duplicates, semantic (embedding) duplicates.
+
+Each step gets the surviving texts in input order and returns {position: (kept position, detail)} for
+the ones it removes. The earliest record of a group is always the one kept, so results are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from datasketch import MinHashLSH
+
+from pipeline.config import MinHashConfig, SemanticConfig
+from pipeline.records import normalize_text
+
+Removals = dict[int, tuple[int, str]]
+
+WORD = re.compile(r"\w+")
+MASK32 = np.uint64(0xFFFFFFFF)
+SHINGLE_MULT = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes word hashes into a shingle hash
+CHUNK_DOCS = 2000  # documents per signature job: ~2000 * 60 shingles * 8 B = ~1 MB of shingles
+
+
+def exact_duplicates(texts: Sequence[str]) -> Removals:
+    """Same text after lowercasing and collapsing whitespace."""
+    first: dict[bytes, int] = {}
+    removed: Removals = {}
+    for position, text in enumerate(texts):
+        key = hashlib.blake2b(normalize_text(text).lower().encode(), digest_size=16).digest()
+        if key in first:
+            removed[position] = (first[key], "same normalized text")
+        else:
+            first[key] = position
+    return removed
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of num_perm multiply-shift hash functions: ((a*x + b) mod 2^64) >> 32, a odd.
+
+    Universal like datasketch's (a*x + b) mod (2^61 - 1), without the slow 64-bit modulo."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+def shingle_hashes(text: str, ngram: int) -> np.ndarray:
+    """32-bit hashes of a text's word n-grams (a text shorter than n words is one shingle)."""
+    words = np.fromiter((zlib.crc32(w.encode()) for w in WORD.findall(text.lower())), dtype=np.uint64)
+    if len(words) < ngram:
+        words = np.concatenate([words, np.zeros(ngram - len(words), dtype=np.uint64)])
+    count = len(words) - ngram + 1
+    acc = np.zeros(count, dtype=np.uint64)
+    for offset in range(ngram):  # polynomial over the n words, wrapping at 2^64
+        acc = acc * SHINGLE_MULT + words[offset : offset + count]
+    return (acc >> np.uint64(32)) ^ (acc & MASK32)
+
+
+def signatures(texts: Sequence[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash signatures.
+
+    All shingles of the chunk sit in one array (~1 MB, cache-resident); each hash function is one
+    vectorized pass over it, and `minimum.reduceat` takes every document's minimum at once.
+    """
+    a, b = permutations(num_perm, seed)
+    shingles = [shingle_hashes(text, ngram) for text in texts]
+    starts = np.cumsum([0] + [len(s) for s in shingles[:-1]])
+    flat = np.concatenate(shingles)
+    out = np.empty((num_perm, len(texts)), dtype=np.uint32)
+    hashed = np.empty_like(flat)
+    shift = np.uint64(32)
+    for i in range(num_perm):
+        np.multiply(flat, a[i], out=hashed)
+        hashed += b[i]
+        hashed >>= shift
+        out[i] = np.minimum.reduceat(hashed, starts)
+    return out.T.copy()
+
+
+def _signature_job(args: tuple[list[str], int, int, int]) -> np.ndarray:
+    return signatures(*args)
+
+
+def signature_chunks(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Iterator[np.ndarray]:
+    """Signatures chunk by chunk, in order, computed by `cfg.workers` processes ahead of the consumer."""
+    jobs = [(list(texts[i : i + CHUNK_DOCS]), cfg.ngram, cfg.num_perm, seed) for i in range(0, len(texts), CHUNK_DOCS)]
+    if cfg.workers == 1 or len(jobs) <= 1:
+        yield from map(_signature_job, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+        yield from pool.imap(_signature_job, jobs)
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) 64-bit keys: each band's `rows` signature values hashed together."""
+    grouped = sigs[:, : bands * rows].reshape(len(sigs), bands, rows).astype(np.uint64)
+    keys = np.zeros(grouped.shape[:2], dtype=np.uint64)
+    for row in range(rows):
+        keys = keys * SHINGLE_MULT + grouped[:, :, row]
+    return keys
+
+
+def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Removals:
+    """MinHash LSH: records sharing a band are candidates, confirmed by their estimated Jaccard.
+
+    The band layout (b bands of r rows) is datasketch's MinHashLSH choice for this threshold and
+    num_perm (it weighs false positives against false negatives); the band tables are plain dicts
+    over numpy-computed keys, which runs the LSH pass ~50x faster than MinHashLSH.insert/query. It
+    runs while the worker processes compute the next chunks' signatures.
+    """
+    layout = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    tables: list[dict[int, list[int]]] = [{} for _ in range(layout.b)]
+    sigs = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
+    removed: Removals = {}
+    position = 0
+    for chunk in signature_chunks(texts, cfg, seed):
+        sigs[position : position + len(chunk)] = chunk
+        for sig, keys in zip(chunk, band_keys(chunk, layout.b, layout.r).tolist(), strict=True):
+            candidates = sorted({c for table, key in zip(tables, keys, strict=True) for c in table.get(key, ())})
+            for candidate in candidates:
+                similarity = float(np.mean(sigs[candidate] == sig))
+                if similarity >= cfg.threshold:
+                    removed[position] = (candidate, f"estimated Jaccard {similarity:.2f}")
+                    break
+            else:
+                for table, key in zip(tables, keys, strict=True):
+                    table.setdefault(key, []).append(position)
+            position += 1
+    return removed
+
+
+def semantic_duplicates(vectors: np.ndarray, cfg: SemanticConfig) -> Removals:
+    """Pairs of unit vectors with cosine >= threshold (faiss: exact under 50k records, HNSW above)."""
+    import faiss
+
+    n, dim = vectors.shape
+    if n < 2:
+        return {}
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    if n <= 50_000:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.add(data)
+    similarity, neighbours = index.search(data, min(16, n))
+    removed: Removals = {}
+    for position in range(n):
+        if position in removed:
+            continue
+        for sim, other in zip(similarity[position], neighbours[position], strict=True):
+            if other > position and sim >= cfg.threshold and other not in removed:
+                removed[int(other)] = (position, f"cosine {sim:.3f}")
+    return removed
