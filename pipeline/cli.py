@@ -11,6 +11,7 @@ from rich.console import Console
 
 from pipeline.artifacts import RunDir, Stage, atomic_path, execute
 from pipeline.collect import stage as collect_stage
+from pipeline.curate import stage as curate_stage
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
@@ -18,8 +19,9 @@ STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
 # Stages land one issue at a time; a stage not built yet says so instead of failing obscurely.
 STAGES: dict[str, Stage] = {
     "collect": Stage("collect", collect_stage.run, collect_stage.inputs, collect_stage.plan),
+    "curate": Stage("curate", curate_stage.run, curate_stage.inputs),
 }
-PENDING_ISSUES = {"curate": 5, "train": 6, "eval": 7, "quantize": 8}
+PENDING_ISSUES = {"train": 6, "eval": 7, "quantize": 8}
 
 STAGE_HELP = {
     "collect": "Ask a teacher model for responses to prompts -> collect/pairs.jsonl.",
@@ -105,6 +107,14 @@ make_stage_command("all", list(STAGE_ORDER), "Run every stage in order: " + " ->
 def show_config(overrides: OverridesArg = None, config: ConfigOption = None) -> None:
     cfg, _ = resolve(config, overrides, None)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@app.command(name="map", help="Rebuild curate/map.html from saved points, colored by loss once train/losses.jsonl exists.")
+def rebuild_map(config: ConfigOption = None, run_dir: RunDirOption = None) -> None:
+    from pipeline.curate.maps import recolor
+
+    cfg, run = resolve(config, [], run_dir)
+    typer.echo(str(recolor(run.root)))
 
 
 def main() -> None:

@@ -1,0 +1,186 @@
+"""The data map: every record (kept and removed) as a point, from its MiniLM embedding.
+
+With NOMIC_API_KEY set, the points go to Nomic Atlas (what GPT4All used). Otherwise a local map:
+UMAP to 2-D, a self-contained plotly page (curate/map.html: hover shows prompt and response, a menu
+colors by source / rule / cluster, and by per-example loss once train/losses.jsonl exists) and
+curate/map.png. The 2-D points are kept in curate/map_points.jsonl so the map can be recolored later
+without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.artifacts import atomic_path
+
+HOVER_CHARS = 300
+WEBGL_ABOVE = 5000  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
+
+
+@dataclass
+class MapPoint:
+    id: str
+    source: str
+    rule: str  # "kept" or the rule that removed it
+    prompt: str
+    response: str
+    x: float = 0.0
+    y: float = 0.0
+    cluster: int = 0
+
+
+def project(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """2-D coordinates: UMAP (cosine) when there are enough points for a neighbourhood graph, else PCA."""
+    if len(vectors) >= 20:
+        import umap
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), metric="cosine",
+                            random_state=seed, n_jobs=1)
+        return reducer.fit_transform(vectors)
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(vectors) if len(vectors) > 2 else np.zeros((len(vectors), 2))
+
+
+def clusters(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, len(vectors)))
+    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(vectors)
+
+
+def layout(points: list[MapPoint], vectors: np.ndarray, k: int, seed: int) -> list[MapPoint]:
+    coords = project(vectors, seed)
+    labels = clusters(vectors, k, seed)
+    for point, (x, y), label in zip(points, coords, labels, strict=True):
+        point.x, point.y, point.cluster = float(x), float(y), int(label)
+    return points
+
+
+def save_points(points: list[MapPoint], path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in points))
+
+
+def load_points(path: Path) -> list[MapPoint]:
+    return [MapPoint(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
+def hover(point: MapPoint) -> str:
+    def part(text: str) -> str:
+        text = text if len(text) <= HOVER_CHARS else text[:HOVER_CHARS] + "…"
+        return html.escape(text).replace("\n", "<br>")
+
+    return (f"<b>{html.escape(point.source)}</b> · {html.escape(point.rule)}<br><b>prompt:</b> {part(point.prompt)}"
+            f"<br><b>response:</b> {part(point.response)}")
+
+
+def figure(points: list[MapPoint], losses: dict[str, float] | None = None):  # noqa: ANN201 - plotly Figure
+    """One trace per group for each coloring; a menu shows one coloring at a time."""
+    import plotly.graph_objects as go
+
+    scatter = go.Scattergl if len(points) > WEBGL_ABOVE else go.Scatter
+    colorings = {"source": lambda p: p.source, "rule": lambda p: p.rule, "cluster": lambda p: f"cluster {p.cluster}"}
+    traces, owner = [], []
+    for name, key in colorings.items():
+        groups: dict[str, list[MapPoint]] = {}
+        for point in points:
+            groups.setdefault(key(point), []).append(point)
+        for label, members in sorted(groups.items()):
+            traces.append(scatter(
+                x=[p.x for p in members], y=[p.y for p in members], mode="markers", name=label,
+                hovertext=[hover(p) for p in members], hoverinfo="text", visible=name == "source",
+                marker={"size": 7, "symbol": ["circle" if p.rule == "kept" else "x" for p in members]}))
+            owner.append(name)
+    if losses:
+        known = [p for p in points if p.id in losses]
+        traces.append(scatter(
+            x=[p.x for p in known], y=[p.y for p in known], mode="markers", name="loss", visible=False,
+            hovertext=[f"loss {losses[p.id]:.3f}<br>{hover(p)}" for p in known], hoverinfo="text",
+            marker={"size": 7, "color": [losses[p.id] for p in known], "colorscale": "Viridis", "showscale": True}))
+        owner.append("loss")
+    names = list(colorings) + (["loss"] if losses else [])
+    buttons = [{"label": f"color by {name}", "method": "update",
+                "args": [{"visible": [o == name for o in owner]}]} for name in names]
+    fig = go.Figure(traces)
+    fig.update_layout(title=f"curated data map: {len(points)} records (circles kept, crosses removed)",
+                      updatemenus=[{"buttons": buttons, "x": 1, "y": 1.12, "xanchor": "right"}],
+                      height=720, template="plotly_white", showlegend=True, legend={"itemsizing": "constant"})
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def write_local_map(points: list[MapPoint], out: Path, losses: dict[str, float] | None = None) -> None:
+    """map.html (self-contained: plotly.js inlined, nothing fetched) and map.png."""
+    fig = figure(points, losses)
+    with atomic_path(out / "map.html") as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+    write_png(points, out / "map.png")
+
+
+def write_png(points: list[MapPoint], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 7))
+    for source in sorted({p.source for p in points}):
+        for kept, marker in ((True, "o"), (False, "x")):
+            group = [p for p in points if p.source == source and (p.rule == "kept") == kept]
+            if group:
+                ax.scatter([p.x for p in group], [p.y for p in group], s=14, marker=marker,
+                           label=f"{source} ({'kept' if kept else 'removed'})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{len(points)} records")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def upload_to_atlas(points: list[MapPoint], vectors: np.ndarray, name: str) -> str:
+    """Send the embeddings and fields to Nomic Atlas; returns the map's address."""
+    try:
+        import nomic
+        from nomic import atlas
+    except ImportError:
+        raise RuntimeError("NOMIC_API_KEY is set but the `nomic` package is not installed: pip install nomic") from None
+    nomic.login(os.environ["NOMIC_API_KEY"])
+    dataset = atlas.map_data(embeddings=vectors, identifier=name, id_field="id",
+                             data=[{k: v for k, v in asdict(p).items() if k not in ("x", "y")} for p in points])
+    return str(dataset.maps[0]) if getattr(dataset, "maps", None) else name
+
+
+def read_losses(path: Path) -> dict[str, float] | None:
+    """train/losses.jsonl ({"id", "loss"} per line) when training has run."""
+    if not path.is_file():
+        return None
+    return {row["id"]: float(row["loss"]) for row in map(json.loads, path.read_text().splitlines()) if row}
+
+
+def build_map(points: list[MapPoint], vectors: np.ndarray, out: Path, k: int, seed: int, run_name: str) -> str:
+    """Lay out, save and render the map; returns where it is."""
+    if len(points) > 0:
+        layout(points, vectors, k, seed)
+    save_points(points, out / "map_points.jsonl")
+    if os.environ.get("NOMIC_API_KEY"):
+        return upload_to_atlas(points, vectors, f"gpt4all-pipeline-{run_name}")
+    write_local_map(points, out, read_losses(out.parent / "train" / "losses.jsonl"))
+    return str(out / "map.html")
+
+
+def recolor(run_root: Path) -> Path:
+    """Rebuild map.html from saved points, adding per-example loss if train/losses.jsonl exists."""
+    out = run_root / "curate"
+    write_local_map(load_points(out / "map_points.jsonl"), out, read_losses(run_root / "train" / "losses.jsonl"))
+    return out / "map.html"
