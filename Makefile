@@ -38,7 +38,7 @@ chat: install
 serve: install
 	$(RUNTIME) serve $(MODEL) $(ARGS)
 
-BENCHMARKS ?= runtime collect
+BENCHMARKS ?= runtime collect curate
 bench: install
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
 

@@ -93,7 +93,9 @@ def signature_chunks(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Ite
     if cfg.workers == 1 or len(jobs) <= 1:
         yield from map(_signature_job, jobs)
         return
-    with multiprocessing.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+    # fork: workers start in milliseconds with the parent's imports (spawn re-imports, ~1 s); the parent
+    # runs no threads of its own at this point (torch and the embedder load only after MinHash).
+    with multiprocessing.get_context("fork").Pool(min(cfg.workers, len(jobs))) as pool:
         yield from pool.imap(_signature_job, jobs)
 
 
