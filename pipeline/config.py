@@ -147,7 +147,7 @@ class LengthFilter(Switch):
 class RefusalFilter(Switch):
     """Responses containing a refusal or AI-boilerplate phrase (case-insensitive)."""
 
-    phrase_file: str = Field("configs/refusals.yaml", description="YAML: named phrase sets.")
+    phrase_file: str = Field("configs/curate/refusals.yaml", description="YAML: named phrase sets.")
     phrase_sets: list[str] = Field(default_factory=lambda: ["breezy", "jazzy"],
                                    description="Sets from phrase_file; breezy = v1.1, jazzy adds v1.2's.")
     phrases: list[str] = Field(default_factory=list, description="Extra phrases.")
