@@ -69,9 +69,16 @@ class Length(Filter):
         return None
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def load_phrases(cfg: RefusalFilter) -> list[str]:
     """The selected phrase sets plus the extra phrases, lowercased."""
     path = Path(cfg.phrase_file)
+    if not path.is_absolute() and not path.exists():
+        path = PROJECT_ROOT / path  # the shipped sets, wherever the pipeline runs from
+    if cfg.phrase_sets and not path.is_file():
+        raise FileNotFoundError(f"curate.filters.refusal.phrase_file: {cfg.phrase_file} not found")
     sets = yaml.safe_load(path.read_text()) if cfg.phrase_sets else {}
     unknown = [name for name in cfg.phrase_sets if name not in sets]
     if unknown:
