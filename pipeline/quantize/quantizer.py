@@ -1,0 +1,44 @@
+"""llama.cpp's quantizer from Python: GGUF (F16/F32) -> 4/5/8-bit GGUF, atomically."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import llama_cpp
+
+from pipeline.artifacts import atomic_path
+
+# Name -> llama.cpp file type. Q4_0 is what GPT4All first shipped; K-quants keep more quality per bit.
+QUANT_TYPES = {
+    "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+    "q4_1": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_1,
+    "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
+    "q5_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
+    "q6_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K,
+    "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
+}
+
+# Perplexity increase over F16 for LLaMA-v1-7B, from the table printed by llama.cpp's `llama-quantize`
+# (published reference figures, not measured here).
+PUBLISHED_PPL_DELTA_7B = {"q4_0": 0.2166, "q4_1": 0.1585, "q4_k_m": 0.0535, "q5_k_m": 0.0142, "q6_k": 0.0044,
+                          "q8_0": 0.0004}
+
+
+class QuantizeError(RuntimeError):
+    """llama.cpp refused to quantize; no output file is left behind."""
+
+
+def quantize(source: Path, out: Path, kind: str, threads: int = 0) -> Path:
+    """Quantize `source` to `kind` (a QUANT_TYPES name); the output appears only when complete."""
+    if kind not in QUANT_TYPES:
+        raise QuantizeError(f"unknown quantization type {kind!r}; known: {', '.join(QUANT_TYPES)}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANT_TYPES[kind]
+    params.nthread = threads
+    with atomic_path(out) as tmp:
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if status != 0:
+            raise QuantizeError(f"llama.cpp could not quantize {source} to {kind} (status {status}); "
+                                "is the architecture one llama.cpp runs?")
+    return out
