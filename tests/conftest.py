@@ -17,13 +17,47 @@ from runtime.server import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """HF folders made from GGUFs, shared by every test of the session (the 135M one takes ~45 s)."""
+    return tmp_path_factory.mktemp("hf-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, hf_cache: Path) -> Path:
     """No test reads or writes the user's ~/.cache or the project's runs/."""
     home = tmp_path_factory.mktemp("runtime-home")
+    (home / "hf").symlink_to(hf_cache)
     monkeypatch.setenv("RUNTIME_HOME", str(home))
     monkeypatch.setenv("RUNTIME_RUNS_DIR", str(home / "runs"))
     return home
+
+
+@pytest.fixture(scope="session")
+def bundled_hf(hf_cache: Path) -> Path:
+    """The bundled SmolLM2-135M-Instruct as an HF folder (what `bundled:SmolLM2-135M-Instruct` resolves to)."""
+    from pipeline.hf_models import gguf_to_hf
+    from runtime.registry import BUNDLED_NAME, bundled_entry
+
+    entry = bundled_entry()
+    assert entry is not None and entry.path is not None
+    return gguf_to_hf(entry.path, hf_cache / BUNDLED_NAME)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory, bundled_hf: Path) -> Path:
+    """A 2-layer random LlamaForCausalLM with the SmolLM2 tokenizer, saved as an HF folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(bundled_hf).save_pretrained(out)
+    return out
 
 
 @pytest.fixture(scope="session")
