@@ -13,6 +13,7 @@ from pipeline.artifacts import RunDir, Stage, atomic_path, execute
 from pipeline.collect import stage as collect_stage
 from pipeline.curate import stage as curate_stage
 from pipeline.quantize import stage as quantize_stage
+from pipeline.train import stage as train_stage
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
@@ -21,9 +22,10 @@ STAGE_ORDER = ("collect", "curate", "train", "eval", "quantize")
 STAGES: dict[str, Stage] = {
     "collect": Stage("collect", collect_stage.run, collect_stage.inputs, collect_stage.plan),
     "curate": Stage("curate", curate_stage.run, curate_stage.inputs),
+    "train": Stage("train", train_stage.run, train_stage.inputs),
     "quantize": Stage("quantize", quantize_stage.run, quantize_stage.inputs),
 }
-PENDING_ISSUES = {"train": 6, "eval": 7}
+PENDING_ISSUES = {"eval": 7}
 
 STAGE_HELP = {
     "collect": "Ask a teacher model for responses to prompts -> collect/pairs.jsonl.",

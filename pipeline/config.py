@@ -220,18 +220,31 @@ class LoraConfig(Section):
 
 
 class TrainConfig(Section):
-    """train: LoRA or full fine-tuning."""
+    """train: LoRA or full fine-tuning (transformers + peft + accelerate)."""
 
-    base_model: str = Field("bundled:SmolLM2-135M-Instruct", description="HF id, local dir, or GGUF file.")
+    input: Path | None = Field(None, description="Pairs to train on; null = this run's curate/pairs.jsonl.")
+    base_model: str = Field("bundled:SmolLM2-135M-Instruct", description="HF id, local dir, .gguf or bundled:NAME.")
     method: Literal["lora", "full"] = "lora"
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    template: Literal["chat", "gpt4all"] = Field(
+        "chat", description="chat = the tokenizer's chat template; gpt4all = prompt + '\\n' + response + eos.")
+    too_long: Literal["truncate", "drop"] = Field("truncate", description="What happens to records over max_length.")
+    packing: bool = Field(True, description="Pack sequences into rows (position ids reset); false = padded batches.")
     learning_rate: float = Field(5e-5, gt=0)
     warmup_steps: int = Field(100, ge=0)
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
     epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(4, ge=1, description="Rows per device per micro-step (packed rows hold several sequences).")
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(1024, ge=8, description="Tokens per sequence.")
+    gradient_checkpointing: bool = False
+    max_length: int = Field(1024, ge=8, description="Tokens per sequence (and per packed row).")
     validation_fraction: float = Field(0.05, ge=0, lt=1)
+    checkpoint_every: int = Field(50, ge=1, description="Optimizer steps between checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int = Field(0, ge=0, description="Steps between validation losses; 0 = only at the end.")
 
 
 class EvalConfig(Section):

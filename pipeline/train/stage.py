@@ -1,0 +1,95 @@
+"""train: curate/pairs.jsonl -> train/checkpoints/, adapter/, merged/, log.jsonl, loss.png, losses.jsonl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from pipeline.artifacts import RunDir, atomic_path
+from pipeline.config import PipelineConfig
+from pipeline.records import read_records
+from pipeline.train.data import encode_all, split
+from pipeline.train.loop import per_example_losses, train
+from pipeline.train.model import load_model, load_tokenizer
+
+
+def input_path(cfg: PipelineConfig, run: RunDir) -> Path:
+    return cfg.train.input or run.root / "curate" / "pairs.jsonl"
+
+
+def inputs(cfg: PipelineConfig, run: RunDir) -> list[Path]:
+    return [input_path(cfg, run)]
+
+
+def save_folder(out: Path, write) -> None:  # noqa: ANN001 - a callable writing into a folder
+    """Write a folder under a temporary name; replace `out` only when complete."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def loss_curve(log: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    steps = [r for r in rows if "loss" in r]
+    ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], label="train loss")
+    val = [r for r in rows if "val_loss" in r]
+    if val:
+        ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
+    t = cfg.train
+    path = input_path(cfg, run_dir)
+    records = list(read_records(path))
+    if not records:
+        raise ValueError(f"{path}: no records to train on")
+    out = run_dir.stage_dir("train")
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model, source = load_model(t, dtype)
+    tokenizer = load_tokenizer(source)
+    examples, stats = encode_all(records, tokenizer, t.template, t.max_length, t.too_long)
+    train_set, val_set = split(examples, t.validation_fraction, cfg.run.seed)
+    model, history = train(t, model, train_set, val_set, tokenizer.pad_token_id, out, cfg.run.seed)
+    device = next(model.parameters()).device
+    losses = per_example_losses(model, train_set, tokenizer.pad_token_id, device)
+    with atomic_path(out / "losses.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps({"id": i, "loss": round(loss, 5), "tokens": n}) + "\n" for i, loss, n in losses))
+    if t.method == "lora":
+        save_folder(out / "adapter", model.save_pretrained)
+        model = model.merge_and_unload()
+    model = model.to(torch.float32 if not torch.cuda.is_available() else dtype)
+    model.config.use_cache = True  # for whoever generates with the merged model
+
+    def write_merged(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+    save_folder(out / "merged", write_merged)
+    loss_curve(out / "log.jsonl", out / "loss.png")
+    counts: dict[str, int | float] = {
+        "records": stats.records, "examples": len(examples), "train": len(train_set), "validation": len(val_set),
+        "truncated": stats.truncated, "dropped_too_long": stats.dropped_too_long,
+        "dropped_no_target": stats.dropped_no_target,
+    }
+    if history:
+        counts["val_loss_first"] = history[0]["val_loss"]
+        counts["val_loss_last"] = history[-1]["val_loss"]
+    return counts
