@@ -70,23 +70,27 @@ def mean_loss(model, examples: list[Example], pad_id: int, device: torch.device,
 @torch.no_grad()
 def per_example_losses(model, examples: list[Example], pad_id: int, device: torch.device,  # noqa: ANN001
                        batch_size: int = 8) -> list[tuple[str, float, int]]:
-    """(id, mean loss over its trained tokens, trained tokens) for each example."""
+    """(id, mean loss over its trained tokens, trained tokens) for each example, in input order.
+
+    Batches are formed by length so that padding (and the vocabulary-wide logits it costs) stays small."""
     was_training = model.training
     model.eval()
-    out = []
-    for start in range(0, len(examples), batch_size):
-        group = examples[start : start + batch_size]
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    results: dict[int, tuple[str, float, int]] = {}
+    for start in range(0, len(order), batch_size):
+        picked = order[start : start + batch_size]
+        group = [examples[i] for i in picked]
         tensors = {k: v.to(device) for k, v in padded_batch(group, pad_id).items()}
-        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits.float()
+        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False).logits
         labels = tensors["labels"][:, 1:]
-        token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels,
-                                                       ignore_index=IGNORE, reduction="none")
+        token_loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE,
+            reduction="none").view(labels.shape)
         counts = (labels != IGNORE).sum(1)
-        sums = token_loss.sum(1)
-        for example, s, c in zip(group, sums.tolist(), counts.tolist(), strict=True):
-            out.append((example.id, s / max(c, 1), c))
+        for i, example, total, count in zip(picked, group, token_loss.sum(1).tolist(), counts.tolist(), strict=True):
+            results[i] = (example.id, total / max(count, 1), count)
     model.train(was_training)
-    return out
+    return [results[i] for i in range(len(examples))]
 
 
 def steps_of(batches: list[Batch], accumulation: int, start: int) -> list[list[Batch]]:

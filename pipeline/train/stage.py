@@ -63,6 +63,9 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
         raise ValueError(f"{path}: no records to train on")
     out = run_dir.stage_dir("train")
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.run.seed)  # before the model: LoRA's initial A matrices are drawn here
     model, source = load_model(t, dtype)
     tokenizer = load_tokenizer(source)
     examples, stats = encode_all(records, tokenizer, t.template, t.max_length, t.too_long)
