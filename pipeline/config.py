@@ -248,12 +248,19 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
-    """eval: the seven GPT4All tasks."""
+    """eval: the seven GPT4All tasks (lm-eval) and self-instruct perplexity."""
 
     tasks: list[str] = Field(
         default_factory=lambda: ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
     )
     limit: int | None = Field(None, ge=1, description="Documents per task; null = the full sets.")
+    source: Literal["offline", "online"] = Field("offline", description="offline = data_dir; online = lm-eval's hub tasks.")
+    backends: list[Literal["hf", "gguf"]] = Field(default_factory=lambda: ["hf", "gguf"])
+    hf_model: str | None = Field(None, description="HF model to score; null = train/merged (else train.base_model).")
+    gguf: str | None = Field(None, description="GGUF to score; null = the run's first quantized type.")
+    self_instruct: bool = Field(True, description="Ground-truth perplexity on the 252 self-instruct instructions.")
+    self_instruct_limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1, description="HF backend batch size.")
 
 
 class QualityConfig(Switch):
