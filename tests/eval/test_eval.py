@@ -32,7 +32,7 @@ HUB_DOCS = {
 def task_object(name: str, include_path: Path | None = None):  # noqa: ANN201
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    manager = TaskManager(include_path=str(include_path)) if include_path else TaskManager()
+    manager = TaskManager(include_path=str(include_path), include_defaults=False) if include_path else TaskManager()
     return get_task_dict([name], manager)[name]
 
 
