@@ -38,7 +38,7 @@ chat: install
 serve: install
 	$(RUNTIME) serve $(MODEL) $(ARGS)
 
-BENCHMARKS ?= runtime collect curate train quantize
+BENCHMARKS ?= runtime collect curate train quantize eval
 bench: install
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
 

@@ -81,6 +81,17 @@ def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool, 
         console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)", highlight=False)
 
 
+def print_summary(cfg: PipelineConfig, run: RunDir) -> None:
+    """Where a finished run's results are, and how to chat with its model."""
+    model = run.root / "quantize" / f"{cfg.run.name}-{cfg.quantize.types[0]}.gguf"
+    lines = [("leaderboard", run.root / "eval" / "leaderboard.md"), ("data map", run.root / "curate" / "map.html"),
+             ("curation report", run.root / "curate" / "report.md"), ("model", model)]
+    console.print("\n[bold]run finished[/bold]: " + str(run.root), highlight=False)
+    for label, path in lines:
+        console.print(f"  {label:16} {path}", highlight=False)
+    console.print(f"  chat with it:    make chat   (or: python -m runtime chat {model})", highlight=False)
+
+
 def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
     """Register `python -m pipeline NAME` running `stages`, with the shared options."""
 
@@ -93,6 +104,8 @@ def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
     ) -> None:
         cfg, run = resolve(config, overrides, run_dir)
         run_stages(stages, cfg, run, force, dry_run)
+        if len(stages) > 1 and not dry_run:
+            print_summary(cfg, run)
 
     app.command(name=name, help=help_text)(command)
 
