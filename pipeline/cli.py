@@ -23,7 +23,7 @@ STAGE_ORDER = ("collect", "curate", "train", "quantize", "eval")
 STAGES: dict[str, Stage] = {
     "collect": Stage("collect", collect_stage.run, collect_stage.inputs, collect_stage.plan),
     "curate": Stage("curate", curate_stage.run, curate_stage.inputs),
-    "train": Stage("train", train_stage.run, train_stage.inputs),
+    "train": Stage("train", train_stage.run, train_stage.inputs, train_stage.plan),
     "quantize": Stage("quantize", quantize_stage.run, quantize_stage.inputs),
     "eval": Stage("eval", eval_stage.run, eval_stage.inputs),
 }

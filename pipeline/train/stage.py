@@ -96,3 +96,28 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
         counts["val_loss_first"] = history[0]["val_loss"]
         counts["val_loss_last"] = history[-1]["val_loss"]
     return counts
+
+
+# Parameter counts of the paper recipes' base models, for the dry-run estimate when no config.json is at hand.
+KNOWN_PARAMS = {"huggyllama/llama-7b": 6.74e9, "EleutherAI/gpt-j-6b": 6.05e9, "huggyllama/llama-13b": 13.0e9,
+                "bundled:SmolLM2-135M-Instruct": 1.35e8}
+A100_BF16_FLOPS = 312e12  # dense bf16 peak
+MFU = 0.4  # a typical share of peak reached by transformer fine-tuning
+
+
+def plan(cfg: PipelineConfig) -> str:
+    """GPU-hours per 100,000 training examples: ~6*P FLOPs per token (full), ~4*P with LoRA (no weight grads)."""
+    t = cfg.train
+    params = KNOWN_PARAMS.get(t.base_model)
+    if params is None:
+        config = Path(t.base_model) / "config.json"
+        if not config.is_file():
+            return f"train: {t.method} on {t.base_model}: size unknown here (no config.json), no GPU-hour estimate"
+        c = json.loads(config.read_text())
+        hidden, layers = c.get("hidden_size") or c.get("n_embd"), c.get("num_hidden_layers") or c.get("n_layer")
+        params = 12 * layers * hidden**2 + 2 * c["vocab_size"] * hidden
+    tokens = 100_000 * t.max_length / 2 * t.epochs  # examples fill about half of max_length on average
+    flops = (4 if t.method == "lora" else 6) * params * tokens
+    hours = flops / (A100_BF16_FLOPS * MFU) / 3600
+    return (f"train: {t.method} on {t.base_model} ({params / 1e9:.2f}B parameters), {t.epochs:g} epoch(s), "
+            f"max_length {t.max_length}: ~{hours:,.1f} A100-hours per 100,000 examples (at {MFU:.0%} of bf16 peak)")

@@ -37,3 +37,16 @@ def test_bad_override_exits_2_naming_the_key() -> None:
     out = pipeline("train", "--config", "configs/tiny.yaml", "train.lora.rank=4")
     assert out.returncode == 2
     assert "train.lora.rank" in out.stderr
+
+
+@pytest.mark.parametrize("recipe", ["gpt4all-lora-7b", "gpt4all-j", "snoozy"])
+def test_paper_recipes_dry_run_plans_requests_cost_and_gpu_hours(recipe: str) -> None:
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "pipeline", "all", "--config", f"configs/{recipe}.yaml", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "requests to gpt-3.5-turbo at https://api.openai.com/v1" in out.stdout
+    assert "estimated cost at most $" in out.stdout and "A100-hours per 100,000 examples" in out.stdout
+    assert "not counted, cannot be read here: oig/unified_chip2" in out.stdout  # hub sources, offline
