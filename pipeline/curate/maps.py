@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.artifacts import atomic_path
+from pipeline.plots import figure
 
 HOVER_CHARS = 300
 WEBGL_ABOVE = 5000  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
@@ -81,7 +82,7 @@ def hover(point: MapPoint) -> str:
             f"<br><b>response:</b> {part(point.response)}")
 
 
-def figure(points: list[MapPoint], losses: dict[str, float] | None = None):  # noqa: ANN201 - plotly Figure
+def plotly_figure(points: list[MapPoint], losses: dict[str, float] | None = None):  # noqa: ANN201 - plotly Figure
     """One trace per group for each coloring; a menu shows one coloring at a time."""
     import plotly.graph_objects as go
 
@@ -119,33 +120,24 @@ def figure(points: list[MapPoint], losses: dict[str, float] | None = None):  # n
 
 def write_local_map(points: list[MapPoint], out: Path, losses: dict[str, float] | None = None) -> None:
     """map.html (self-contained: plotly.js inlined, nothing fetched) and map.png."""
-    fig = figure(points, losses)
+    fig = plotly_figure(points, losses)
     with atomic_path(out / "map.html") as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True)
     write_png(points, out / "map.png")
 
 
 def write_png(points: list[MapPoint], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 7))
-    for source in sorted({p.source for p in points}):
-        for kept, marker in ((True, "o"), (False, "x")):
-            group = [p for p in points if p.source == source and (p.rule == "kept") == kept]
-            if group:
-                ax.scatter([p.x for p in group], [p.y for p in group], s=14, marker=marker,
-                           label=f"{source} ({'kept' if kept else 'removed'})")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(f"{len(points)} records")
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(8, 7)) as (_, ax):
+        for source in sorted({p.source for p in points}):
+            for kept, marker in ((True, "o"), (False, "x")):
+                group = [p for p in points if p.source == source and (p.rule == "kept") == kept]
+                if group:
+                    ax.scatter([p.x for p in group], [p.y for p in group], s=14, marker=marker,
+                               label=f"{source} ({'kept' if kept else 'removed'})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{len(points)} records")
+        ax.legend(fontsize=7, loc="best")
 
 
 def upload_to_atlas(points: list[MapPoint], vectors: np.ndarray, name: str) -> str:

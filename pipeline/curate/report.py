@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import atomic_path, write_json
+from pipeline.plots import figure
 from pipeline.records import Record
 
 EXAMPLES_PER_RULE = 3
@@ -96,28 +97,21 @@ def markdown(report: dict[str, Any]) -> str:
 
 def length_histograms(kept: list[Record], removed: list[Removal], path: Path) -> None:
     """Prompt and response lengths (characters), kept vs removed, on a log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     gone = [r.record for r in removed if r.record is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, view in zip(axes, ("prompt", "response"), strict=True):
-        kept_len = [max(len(getattr(r, view)), 1) for r in kept]
-        gone_len = [max(len(getattr(r, view)), 1) for r in gone]
-        top = max(kept_len + gone_len + [10])
-        bins = np.logspace(0, np.log10(top) + 0.1, 40)
-        ax.hist([kept_len, gone_len], bins=bins, stacked=True, label=["kept", "removed"], color=["#3b7dd8", "#d8593b"])
-        ax.set_xscale("log")
-        ax.set_xlabel(f"{view} length (characters)")
-        ax.set_ylabel("records")
-        ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with figure(path, ncols=2, figsize=(11, 4)) as (_, axes):
+        for ax, view in zip(axes, ("prompt", "response"), strict=True):
+            kept_len = [max(len(getattr(r, view)), 1) for r in kept]
+            gone_len = [max(len(getattr(r, view)), 1) for r in gone]
+            top = max(kept_len + gone_len + [10])
+            bins = np.logspace(0, np.log10(top) + 0.1, 40)
+            ax.hist([kept_len, gone_len], bins=bins, stacked=True, label=["kept", "removed"],
+                    color=["#3b7dd8", "#d8593b"])
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{view} length (characters)")
+            ax.set_ylabel("records")
+            ax.legend()
 
 
 def write_report(kept: list[Record], removed: list[Removal], out: Path) -> dict[str, Any]:

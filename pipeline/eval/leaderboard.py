@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import atomic_path
+from pipeline.plots import figure
 
 TASKS = ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
 
@@ -52,20 +53,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ranked = [r for r in rows if r["average"] is not None][::-1]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ranked) + 1.2))
-    colors = ["#9aa5b1" if r["kind"] == "published" else "#3b7dd8" for r in ranked]
-    ax.barh([r["model"] for r in ranked], [r["average"] for r in ranked], color=colors)
-    ax.set_xlabel("average over the seven tasks (%); grey = published")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(9, 0.45 * len(ranked) + 1.2)) as (_, ax):
+        colors = ["#9aa5b1" if r["kind"] == "published" else "#3b7dd8" for r in ranked]
+        ax.barh([r["model"] for r in ranked], [r["average"] for r in ranked], color=colors)
+        ax.set_xlabel("average over the seven tasks (%); grey = published")
 
 
 def build(runs_dir: Path, out_dir: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Any
 
-from pipeline.artifacts import atomic_path
+from pipeline.plots import figure
 
 CLIP = 100.0
 FILE = "instruct/self_instruct_user_oriented_instructions.jsonl"
@@ -50,17 +50,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def histogram(values: list[float], label: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.hist(values, bins=25, range=(0, CLIP), color="#3b7dd8")
-    ax.set_xlabel("ground-truth response perplexity (clipped at 100)")
-    ax.set_ylabel("instructions")
-    ax.set_title(f"self-instruct, {label}: median {median(values):.1f}")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4)) as (_, ax):
+        ax.hist(values, bins=25, range=(0, CLIP), color="#3b7dd8")
+        ax.set_xlabel("ground-truth response perplexity (clipped at 100)")
+        ax.set_ylabel("instructions")
+        ax.set_title(f"self-instruct, {label}: median {median(values):.1f}")

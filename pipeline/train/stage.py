@@ -10,6 +10,7 @@ import torch
 
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.config import PipelineConfig
+from pipeline.plots import figure
 from pipeline.records import read_records
 from pipeline.train.data import encode_all, split
 from pipeline.train.loop import per_example_losses, train
@@ -34,25 +35,16 @@ def save_folder(out: Path, write) -> None:  # noqa: ANN001 - a callable writing 
 
 
 def loss_curve(log: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [json.loads(line) for line in log.read_text().splitlines() if line]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    steps = [r for r in rows if "loss" in r]
-    ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], label="train loss")
-    val = [r for r in rows if "val_loss" in r]
-    if val:
-        ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation loss")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    with figure(out, figsize=(8, 4)) as (_, ax):
+        steps = [r for r in rows if "loss" in r]
+        ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], label="train loss")
+        val = [r for r in rows if "val_loss" in r]
+        if val:
+            ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation loss")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss")
+        ax.legend()
 
 
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
