@@ -17,11 +17,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,6 +33,7 @@ from runtime.registry import Registry
 from runtime.stops import StopScanner
 from runtime.templates import ChatTemplateError
 
+STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4891
 # OpenAI's default for /v1/completions; chat answers default to GPT4All's generate() length.
@@ -173,6 +176,12 @@ def create_app(pool: ModelPool) -> FastAPI:
     """The FastAPI application serving `pool`."""
     app = FastAPI(title="GPT4All-style local runtime", docs_url="/docs")
     app.state.pool = pool
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        """The chat window: plain HTML, CSS and JavaScript from this package; nothing fetched elsewhere."""
+        return FileResponse(STATIC / "index.html")
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:

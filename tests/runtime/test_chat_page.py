@@ -1,0 +1,67 @@
+"""The chat page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright) against a real
+server with the bundled model: stream an answer, switch conversations, reload, keep the history."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def test_page_is_self_contained(server_url: str) -> None:
+    page = httpx.get(server_url + "/").text
+    assert "<title>GPT4All-style chat</title>" in page
+    assert "http" not in page.replace(server_url, "")  # every asset comes from this server
+    for asset in ("/static/chat.js", "/static/chat.css"):
+        reply = httpx.get(server_url + asset)
+        assert reply.status_code == 200 and "https://" not in reply.text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
+def test_chat_in_the_browser_streams_switches_and_survives_reload(server_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 760})
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server_url) else None)
+        page.goto(server_url + "/")
+        page.wait_for_function("document.querySelector('#model').options.length > 0")
+        assert page.input_value("#model") == "SmolLM2-135M-Instruct"
+        assert page.input_value("#param-top_p") == "0.4" and page.input_value("#param-repeat_penalty") == "1.18"
+
+        page.fill("#param-temperature", "0")
+        page.dispatch_event("#param-temperature", "change")
+        page.fill("#input", "What is the capital of France?")
+        page.click("#send")
+        answer = page.locator(".message.assistant .text").last
+        seen = set()
+        for _ in range(200):  # watch the answer grow while it streams
+            seen.add(answer.text_content() or "")
+            if page.is_disabled("#stop") and len(seen) > 2:
+                break
+            page.wait_for_timeout(25)
+        final = answer.text_content() or ""
+        assert final.strip() and len(seen) >= 3  # empty, partial..., final: it arrived in pieces
+        page.screenshot(path=str(tmp_path / "chat.png"))
+        assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+        page.click("#new-chat")
+        assert page.locator(".message").count() == 0
+        page.locator("#conversations li span", has_text="What is the capital").click()
+        assert page.locator(".message.assistant .text").last.text_content() == final
+
+        page.reload()
+        page.wait_for_selector(".message.assistant")
+        assert page.locator("#conversations li").count() == 2
+        assert page.locator(".message.assistant .text").last.text_content() == final
+        assert page.locator(".message.user .text").first.text_content() == "What is the capital of France?"
+        browser.close()
+    assert outside == []
