@@ -26,7 +26,8 @@ def test_bundled_teacher_answers_and_stops(tmp_path: Path) -> None:
 def test_dry_run_sends_nothing_and_prints_the_plan(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline", "collect", "--config", "configs/tiny.yaml",
                            "--run-dir", str(tmp_path / "run"), "--dry-run", "collect.teacher.model=gpt-3.5-turbo",
-                           "collect.sources=[{type: creative, n: 10}]", "collect.followup_turns=1"],
+                           "collect.sources=[{type: creative, n: 10}]", "collect.followup_turns=1",
+                           "collect.teacher.max_tokens=160"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "10 prompts" in done.stdout and "30 requests" in done.stdout and "estimated cost at most $0.01" in done.stdout
