@@ -58,9 +58,15 @@ class LlamaCppLM(LM):
             if cached != new:
                 break
             shared += 1
-        self.llama.n_tokens = shared  # keep the shared prefix; eval() recomputes from here on
-        self.llama.eval(tokens[shared:])
         start = len(tokens) - len(continuation_ids)
+        # Keep the cached prefix up to the last context token at most: every position that predicts the
+        # continuation is recomputed with vocabulary-wide logits, the context before it without them.
+        keep = min(shared, start - 1)
+        self.llama.n_tokens = keep
+        self.llama._logits_all = False
+        self.llama.eval(tokens[keep : start - 1])
+        self.llama._logits_all = True
+        self.llama.eval(tokens[start - 1 :])
         logits = np.asarray(self.llama.scores[start - 1 : len(tokens) - 1])
         return log_softmax_at(logits, tokens[start:])
 
