@@ -71,6 +71,7 @@ def test_offline_tasks_render_lm_evals_own_requests(task: str, tmp_path: Path) -
 
 
 @needs_data
+@pytest.mark.timeout(1800)  # two backends over 200 documents: ~2.5 min alone, far more on a busy machine
 def test_hf_and_f16_gguf_agree_within_one_point(bundled_hf: Path, tmp_path: Path) -> None:
     from lm_eval.models.huggingface import HFLM
 
