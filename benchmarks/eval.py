@@ -44,9 +44,10 @@ def main() -> None:
         "setup": "Zero-shot, lm-eval 0.4.13's own task definitions over data_dir (acc; acc_norm for HellaSwag, "
                  "ARC-e, ARC-c, OBQA), in percent with bootstrap stderr. HF = the model dequantized from the bundled "
                  "GGUF (fp32, transformers, batch 8); GGUF = the bundled Q4_1 file itself through llama.cpp in-process. "
-                 "Time covers the seven tasks (not self-instruct, 252 instructions).",
+                 "Time covers the seven tasks; self-instruct uses the config's eval.self_instruct_limit (50 in tiny.yaml).",
         "rows": rows,
-        "notes": [f"limit {args.limit}: stderr is about ±5 points per task; full sets take ~20x longer on 2 cores.",
+        "notes": [f"limit {args.limit}: read the ± columns (bootstrap stderr); the full sets (20,965 documents) would take "
+                  "hours per backend on 2 cores.",
                   "The two backends differ by the Q4_1 quantization of the weights and llama.cpp's quantized "
                   "activations; at F16 they agree within 1 point (tests/eval)."],
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
