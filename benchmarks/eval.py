@@ -46,7 +46,7 @@ def main() -> None:
                  "GGUF (fp32, transformers, batch 8); GGUF = the bundled Q4_1 file itself through llama.cpp in-process. "
                  "Time covers the seven tasks; self-instruct uses the config's eval.self_instruct_limit (50 in tiny.yaml).",
         "rows": rows,
-        "notes": [f"limit {args.limit}: read the ± columns (bootstrap stderr); the full sets (20,965 documents) would take "
+        "notes": [f"limit {args.limit}: read the ± columns (bootstrap stderr); the full sets (20,465 documents) would take "
                   "hours per backend on 2 cores.",
                   "The two backends differ by the Q4_1 quantization of the weights and llama.cpp's quantized "
                   "activations; at F16 they agree within 1 point (tests/eval)."],
