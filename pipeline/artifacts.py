@@ -10,6 +10,7 @@ leaves a file that looks finished.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -44,6 +45,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def open_text(path: Path) -> IO[str]:
+    """A UTF-8 text file, gzip-compressed or not (by its .gz suffix)."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -105,6 +105,16 @@ def diagnose_gguf(path: Path) -> str:
     return f"the file parses as GGUF ({size} bytes) but llama.cpp does not support it"
 
 
+def cached_prefix(llama: llama_cpp.Llama, tokens: list[int]) -> int:
+    """How many leading tokens of `tokens` are already in llama's KV cache."""
+    shared = 0
+    for cached, new in zip(llama._input_ids, tokens, strict=False):
+        if cached != new:
+            break
+        shared += 1
+    return shared
+
+
 class GPT4All:
     """A local chat model; one generation at a time (calls from several threads queue)."""
 
@@ -186,7 +196,7 @@ class GPT4All:
         llama = self.llama
         # KV reuse: keep the cached prefix shared with this prompt and evaluate only the rest (at
         # least the last token, whose logits choose the first new one).
-        reused = min(self._shared_prefix(tokens), len(tokens) - 1)
+        reused = min(cached_prefix(llama, tokens), len(tokens) - 1)
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
         # Both are read by llama-cpp-python for this call: the repeat-penalty window and prefill batch.
@@ -218,15 +228,6 @@ class GPT4All:
                 break
         if tail := decoder.decode(b"", final=True):
             yield tail
-
-    def _shared_prefix(self, tokens: list[int]) -> int:
-        """How many leading tokens of `tokens` are already in the KV cache."""
-        shared = 0
-        for cached, new in zip(self.llama._input_ids, tokens, strict=False):
-            if cached != new:
-                break
-            shared += 1
-        return shared
 
     def _adds_bos(self) -> bool:
         return bool(self.llama._model.add_bos_token())

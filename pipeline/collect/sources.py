@@ -6,7 +6,6 @@ prompts (normalized text, first one kept) and applies the global cap.
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts import open_text
 from pipeline.config import CollectConfig, CreativeSource, FileSource, HFSource
 from pipeline.records import normalize_text
 
@@ -66,10 +66,9 @@ def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]
     path = Path(expand(src.path, data_dir))
     if not path.is_file():
         raise SourceError(f"source {src.name!r}: file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
     if src.type == "json":
         try:
-            with opener(path, "rt", encoding="utf-8") as handle:
+            with open_text(path) as handle:
                 rows = json.load(handle)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
@@ -77,7 +76,7 @@ def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]
             raise SourceError(f"{path}: expected a JSON array of objects")
         yield from ((f"{path} item {i}", row) for i, row in enumerate(rows))
         return
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

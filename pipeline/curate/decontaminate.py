@@ -7,7 +7,6 @@ are indexed; n-grams run over lowercased alphanumeric words.
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.artifacts import open_text
 
 WORD = re.compile(r"[a-z0-9]+")
 SKIP_KEYS = {"id", "qID", "idx", "label", "answerKey", "answer", "ind"}
@@ -109,8 +110,7 @@ def row_texts(row: Any) -> list[str]:
 
 def file_texts(path: Path) -> Iterator[str]:
     """Every text of every row of a JSONL evaluation file (plain or .gz)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line in handle:
             if line.strip():
                 yield from row_texts(json.loads(line))

@@ -12,6 +12,8 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from tqdm import tqdm
 
+from runtime.model import cached_prefix
+
 
 def log_softmax_at(logits: np.ndarray, tokens: list[int]) -> tuple[float, bool]:
     """Sum of log p(token) over rows of logits, and whether each token was the argmax."""
@@ -53,11 +55,7 @@ class LlamaCppLM(LM):
 
     def score(self, context_ids: list[int], continuation_ids: list[int]) -> tuple[float, bool]:
         tokens = (context_ids + continuation_ids)[-self.n_ctx :]
-        shared = 0
-        for cached, new in zip(self.llama._input_ids, tokens[:-1], strict=False):
-            if cached != new:
-                break
-            shared += 1
+        shared = cached_prefix(self.llama, tokens)
         start = len(tokens) - len(continuation_ids)
         # Keep the cached prefix up to the last context token at most: every position that predicts the
         # continuation is recomputed with vocabulary-wide logits, the context before it without them.

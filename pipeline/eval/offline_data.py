@@ -5,18 +5,18 @@ apply unchanged. Formats and traps: see data_dir/README.md.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts import open_text
+
 Row = dict[str, Any]
 
 
 def read_jsonl(path: Path) -> Iterator[Row]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line in handle:
             if line.strip():
                 yield json.loads(line)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.artifacts import open_text
 
 
 @dataclass
@@ -24,8 +25,7 @@ class Scores:
 
 def read_texts(path: Path, field: str, limit_chars: int) -> str:
     """Text of `field` from a JSON array or JSONL file (plain or .gz), up to about `limit_chars`."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         raw = handle.read()
     rows = json.loads(raw) if raw.lstrip().startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
     texts, size = [], 0
