@@ -28,7 +28,7 @@ from pipeline.train.data import encode_all, split
 from pipeline.train.loop import mean_loss
 from pipeline.train.model import load_model, load_tokenizer
 
-DATA = Path("../shared/data/instruct/alpaca_5000_subset.json.gz")
+DATA = Path("data/instruct/alpaca_5000_subset.json.gz")
 MAX_LENGTH = 512
 COMMON = ["train.max_length=512", "train.learning_rate=2e-4", "train.warmup_steps=2", "train.lora.r=16",
           "train.lora.dropout=0.05", "train.scheduler=linear"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -95,7 +95,39 @@ class CreativeSource(Section):
                                                         "Edgar Allan Poe", "Mark Twain", "Jane Austen"])
 
 
-PromptSource = Annotated[FileSource | HFSource | CreativeSource, Field(discriminator="type")]
+class ImportSource(Section):
+    """Existing prompt/response pairs, imported as records with no teacher call.
+
+    From a local file (`path`: JSONL, JSON or Parquet, .gz too) or a dataset (`dataset`: a hub id with
+    `revision`, a local hub-layout folder, or a folder written by `save_to_disk`).
+    """
+
+    type: Literal["import"]
+    name: str = Field(description="The records' `source` label when a row has no source column.", min_length=1)
+    path: str | None = Field(None, description="Local file of pairs; `{data_dir}` expands.")
+    dataset: str | None = Field(None, description="Hub id, local dataset folder, or builder name (e.g. json).")
+    revision: str | None = Field(None, description="Dataset revision (branch, tag or commit), e.g. v1.3-groovy.")
+    subset: str | None = None
+    split: str = "train"
+    data_files: list[str] | None = Field(None, description="Local files for the builder ({data_dir} expands).")
+    streaming: bool = Field(False, description="Stream rows instead of downloading the whole set first.")
+    format: Literal["auto", "openai", "sharegpt", "gpt4all", "dolly", "alpaca"] = Field(
+        "auto", description="Row shape; auto = detected from the first row.")
+    fields: dict[str, str] = Field(default_factory=dict,
+                                   description="Shape field -> column (dotted paths ok), e.g. {prompt: question}.")
+    source_field: str | None = Field("source", description="Column holding each row's own source label.")
+    skip_bad: bool = Field(False, description="Skip rows that do not fit (counted, listed in bad_rows.jsonl).")
+    limit: int | None = Field(None, ge=1, description="Import at most this many rows.")
+    rows: int | None = Field(None, ge=1, description="Rows the dataset card states: --dry-run's count when offline.")
+
+    @model_validator(mode="after")
+    def one_origin(self) -> ImportSource:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give exactly one of path (a local file) or dataset (a hub id or folder)")
+        return self
+
+
+CollectSource = Annotated[FileSource | HFSource | CreativeSource | ImportSource, Field(discriminator="type")]
 
 
 class Price(Section):
@@ -109,7 +141,7 @@ class CollectConfig(Section):
     """collect: teacher prompt/response pairs."""
 
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-    sources: list[PromptSource] = Field(default_factory=list)
+    sources: list[CollectSource] = Field(default_factory=list, description="Prompt sources (sent to the teacher) and imports.")
     max_prompts: int | None = Field(None, ge=1, description="Cap on prompts sent; null = all.")
     followup_turns: int = Field(0, ge=0, description="Extra user turns the teacher writes and answers.")
     followup_instruction: str = Field(
@@ -287,7 +319,7 @@ class PipelineConfig(Section):
 
     run: RunSection = Field(default_factory=RunSection)
     data_dir: Path = Field(
-        Path("../shared/data"), description="Offline evaluation and instruction data (read only)."
+        Path("data"), description="Evaluation and instruction data (the repository's data/, read only)."
     )
     collect: CollectConfig = Field(default_factory=CollectConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)

@@ -103,11 +103,16 @@ def parse_record_line(line: str, path: Path, number: int) -> Record:
         raise RecordError(path, number, problems) from None
 
 
+def record_line(record: Record) -> str:
+    """One JSONL line (with its newline)."""
+    return record.model_dump_json(exclude_none=True) + "\n"
+
+
 def write_records(path: str | Path, records: Iterable[Record]) -> int:
     """Write records as JSONL atomically (temp name, then rename); returns how many were written."""
     count = 0
     with atomic_path(Path(path)) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(record.model_dump_json(exclude_none=True) + "\n")
+            handle.write(record_line(record))
             count += 1
     return count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,23 @@ import pytest
 from runtime.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test is a failed promise: the suite fails if any test skipped (install what it needs)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and session.exitstatus == 0:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; the suite allows none", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, which .ci/run installs (`apt-get install chromium`)."""
+    path = shutil.which("chromium")
+    assert path, "Debian chromium is not installed: apt-get install chromium (.ci/run does)"
+    return path
 
 
 @pytest.fixture(scope="session")

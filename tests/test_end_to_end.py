@@ -12,14 +12,13 @@ import pytest
 from runtime.model import GPT4All
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 SMALL = ["collect.max_prompts=8", "collect.teacher.max_tokens=64", "curate.filters.truncated.enabled=false",
          "train.max_steps=2", "train.max_length=256", "train.validation_fraction=0.25", "train.checkpoint_every=1",
          "quantize.types=[q4_0]", "quantize.quality.tokens=256", "quantize.quality.window=128",
          "eval.tasks=[piqa, arc_easy]", "eval.limit=4", "eval.self_instruct_limit=4"]
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
 def test_all_stages_end_to_end_then_skip_on_rerun(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "pipeline", "all", "--config", "configs/tiny.yaml",
                f"run.runs_dir={tmp_path / 'runs'}", f"data_dir={DATA}", *SMALL]

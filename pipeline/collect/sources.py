@@ -1,12 +1,12 @@
 """Prompt sources: local JSONL/JSON, HF datasets, and GPT4All-J's creative schema.
 
 Each source yields `Prompt(source, text)`; `gather_prompts` chains them, drops empty and duplicate
-prompts (normalized text, first one kept) and applies the global cap.
+prompts (normalized text, first one kept) and applies the global cap. Import sources (existing pairs,
+pipeline.collect.imports) send nothing to the teacher and are not prompt sources.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import open_text
 from pipeline.config import CollectConfig, CreativeSource, FileSource, HFSource
 from pipeline.records import normalize_text
+from pipeline.rowfiles import iter_rows
+from pipeline.shapes import field
 
 
 class SourceError(ValueError):
@@ -31,19 +32,6 @@ class Prompt:
 
 def expand(path: str, data_dir: Path) -> str:
     return path.replace("{data_dir}", str(data_dir))
-
-
-def field(row: Any, dotted: str) -> Any:
-    """`instances.0.input` -> row["instances"][0]["input"]; None when any step is missing."""
-    value = row
-    for part in dotted.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
 
 
 def prompt_text(row: Any, src: FileSource | HFSource, where: str) -> str:
@@ -61,34 +49,17 @@ def prompt_text(row: Any, src: FileSource | HFSource, where: str) -> str:
     return text
 
 
-def rows_from_file(src: FileSource, data_dir: Path) -> Iterator[tuple[str, Any]]:
-    """(where, row) pairs; a bad line names its file and line number."""
+def file_prompts(src: FileSource, data_dir: Path, seed: int) -> Iterator[str]:
     path = Path(expand(src.path, data_dir))
     if not path.is_file():
         raise SourceError(f"source {src.name!r}: file not found: {path}")
-    if src.type == "json":
-        try:
-            with open_text(path) as handle:
-                rows = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(rows, list):
-            raise SourceError(f"{path}: expected a JSON array of objects")
-        yield from ((f"{path} item {i}", row) for i, row in enumerate(rows))
-        return
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-
-
-def file_prompts(src: FileSource, data_dir: Path, seed: int) -> Iterator[str]:
-    for where, row in rows_from_file(src, data_dir):
-        yield prompt_text(row, src, where)
+    try:
+        for row in iter_rows(path):
+            if row.error:
+                raise SourceError(f"{row.where}: {row.error}")
+            yield prompt_text(row.data, src, row.where)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def hf_prompts(src: HFSource, data_dir: Path, seed: int) -> Iterator[str]:
@@ -126,12 +97,17 @@ class GatherStats:
     duplicates: int = 0
 
 
+def prompt_sources(cfg: CollectConfig) -> list[FileSource | HFSource | CreativeSource]:
+    """The sources whose prompts go to the teacher (every source but imports)."""
+    return [src for src in cfg.sources if src.type in SOURCES]
+
+
 def gather_prompts(cfg: CollectConfig, data_dir: Path, seed: int) -> tuple[list[Prompt], GatherStats]:
-    """Every source's prompts in order, without empty or repeated prompts, capped at max_prompts."""
+    """Every prompt source's prompts in order, without empty or repeated prompts, capped at max_prompts."""
     prompts: list[Prompt] = []
     seen: set[str] = set()
     stats = GatherStats()
-    for src in cfg.sources:
+    for src in prompt_sources(cfg):
         taken = 0
         for text in SOURCES[src.type](src, data_dir, seed):
             if cfg.max_prompts is not None and len(prompts) >= cfg.max_prompts:

@@ -18,10 +18,11 @@ from tqdm import tqdm
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.collect.cache import AnswerCache, request_key
 from pipeline.collect.local_teacher import local_teacher
-from pipeline.collect.sources import Prompt, SourceError, expand, gather_prompts
+from pipeline.collect.imports import ImportTally, describe, import_records, local_inputs
+from pipeline.collect.sources import GatherStats, Prompt, SourceError, expand, gather_prompts, prompt_sources
 from pipeline.collect.teacher import Answer, Teacher, TeacherFailure, api_key
-from pipeline.config import CollectConfig, PipelineConfig
-from pipeline.records import Record, write_records
+from pipeline.config import CollectConfig, ImportSource, PipelineConfig
+from pipeline.records import Record, record_line
 
 
 @dataclass
@@ -130,23 +131,25 @@ def cost(cfg: CollectConfig, prompt_tokens: float, completion_tokens: float) -> 
 
 
 def inputs(cfg: PipelineConfig, run: RunDir) -> list[Path]:
-    """Local files the prompts come from (hub datasets are named in the config, hashed with it)."""
+    """Local files the prompts and imports come from (hub datasets are named in the config, hashed with it)."""
     paths: list[Path] = []
     for src in cfg.collect.sources:
         if src.type in ("jsonl", "json"):
             paths.append(Path(expand(src.path, cfg.data_dir)))
         elif src.type == "hf" and src.data_files:
             paths += [Path(expand(f, cfg.data_dir)) for f in src.data_files]
+        elif src.type == "import":
+            paths += local_inputs(src, cfg.data_dir)
     return paths
 
 
-def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
+def import_sources(cfg: CollectConfig) -> list[ImportSource]:
+    return [src for src in cfg.sources if isinstance(src, ImportSource)]
+
+
+def ask_teacher(cfg: PipelineConfig, prompts: list[Prompt], out: Path) -> tuple[list[Record], list[Failure], Tally]:
+    """Every prompt through the cache and the teacher (configured, or the bundled server)."""
     collect = cfg.collect
-    api_key(collect.teacher)  # a missing key variable stops here, before any work
-    prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
-    if not prompts:
-        raise ValueError("collect: the sources gave no prompts (check collect.sources)")
-    out = run_dir.stage_dir("collect")
     cache = AnswerCache(out / "cache.sqlite")
     try:
         with teacher_endpoint(cfg, out) as url:
@@ -154,17 +157,47 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
             records, failures = asyncio.run(collect_all(prompts, conversations))
     finally:
         cache.close()
-    write_records(out / "pairs.jsonl", records)
+    return records, failures, conversations.tally
+
+
+def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
+    """Imports are written first (a bad row stops before any teacher call), then the teacher's answers."""
+    collect = cfg.collect
+    wants_teacher = bool(prompt_sources(collect))
+    prompts: list[Prompt] = []
+    gathered = GatherStats()
+    if wants_teacher:
+        api_key(collect.teacher)  # a missing key variable stops here, before any work
+        prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
+        if not prompts:
+            raise ValueError("collect: the prompt sources gave no prompts (check collect.sources)")
+    if not collect.sources:
+        raise ValueError("collect: no sources (collect.sources is empty)")
+    out = run_dir.stage_dir("collect")
+    tally, imports = Tally(), ImportTally()
+    records: list[Record] = []
+    failures: list[Failure] = []
+    with atomic_path(out / "pairs.jsonl") as tmp, tmp.open("w", encoding="utf-8") as pairs, \
+            atomic_path(out / "bad_rows.jsonl") as bad_tmp, bad_tmp.open("w", encoding="utf-8") as bad:
+        for src in import_sources(collect):
+            for record in tqdm(import_records(src, cfg.data_dir, bad, imports), desc=f"import {src.name}",
+                               unit="row", dynamic_ncols=True):
+                pairs.write(record_line(record))
+        if prompts:
+            records, failures, tally = ask_teacher(cfg, prompts, out)
+            pairs.writelines(record_line(record) for record in records)
     with atomic_path(out / "failed.jsonl") as tmp:
         tmp.write_text("".join(json.dumps({"source": f.prompt.source, "prompt": f.prompt.text, "reason": f.reason})
                                + "\n" for f in failures))
-    tally = conversations.tally
+    imported = sum(imports.imported.values())
     return {
+        "imported": imported,
+        "bad_rows_skipped": sum(imports.bad.values()),
         "prompts_read": gathered.read,
         "duplicate_prompts": gathered.duplicates,
         "empty_prompts": gathered.empty,
         "prompts": len(prompts),
-        "records": len(records),
+        "records": imported + len(records),
         "failed": len(failures),
         "requests_sent": tally.sent,
         "requests_cached": tally.cached,
@@ -177,13 +210,17 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
 
 
 def plan(cfg: PipelineConfig) -> str:
-    """What a run would send, and its cost at most (every answer at max_tokens), without sending.
+    """What a run would import and send, and its cost at most (every answer at max_tokens), offline.
 
     A source that cannot be read here (e.g. a hub dataset while offline) is named, not counted.
     """
     collect = cfg.collect
+    lines = [describe(src, cfg.data_dir) for src in import_sources(collect)]
+    sources = prompt_sources(collect)
+    if not sources:
+        return "\n".join(lines + ["collect: imports only, no teacher requests"])
     readable, unreadable = [], []
-    for src in collect.sources:
+    for src in sources:
         try:
             gather_prompts(collect.model_copy(update={"sources": [src], "max_prompts": 1}), cfg.data_dir, cfg.run.seed)
             readable.append(src)
@@ -201,4 +238,4 @@ def plan(cfg: PipelineConfig) -> str:
             f"estimated cost at most ${dollars:,.2f}")
     if unreadable:
         text += "\n  not counted, cannot be read here: " + "; ".join(unreadable)
-    return text
+    return "\n".join([*lines, text])

@@ -6,6 +6,7 @@ Every input line ends in exactly one of pairs.jsonl or removed.jsonl (kept + rem
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from pipeline.curate.dedupe import Removals, exact_duplicates, near_duplicates, 
 from pipeline.curate.filters import build_filters
 from pipeline.curate.maps import MapPoint, build_map
 from pipeline.curate.report import Removal, write_removed, write_report
-from pipeline.records import Record, RecordError, parse_record_line, write_records
+from pipeline.pairs import read_pairs
+from pipeline.records import Record, write_records
+from pipeline.rowfiles import Row
 
 
 def input_path(cfg: PipelineConfig, run: RunDir) -> Path:
@@ -30,18 +33,14 @@ def inputs(cfg: PipelineConfig, run: RunDir) -> list[Path]:
 
 
 def read_input(path: Path, skip_bad: bool) -> tuple[list[Record], list[Removal]]:
-    """Records, plus unreadable lines as `malformed` removals when skip_bad (else RecordError)."""
-    records, bad = [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(parse_record_line(line, path, number))
-            except RecordError as exc:
-                if not skip_bad:
-                    raise
-                bad.append(Removal("malformed", exc.reason, line=number, raw=line.rstrip("\n")))
+    """Records in any known shape (ids derived when absent), plus unreadable rows as `malformed` removals
+    when skip_bad (else BadRowError naming file, line and column)."""
+    bad: list[Removal] = []
+
+    def keep_bad(row: Row, reason: str) -> None:
+        bad.append(Removal("malformed", reason, line=row.number, raw=row.raw or json.dumps(row.data, default=str)))
+
+    records = list(read_pairs(path, on_bad=keep_bad if skip_bad else None))
     return records, bad
 
 

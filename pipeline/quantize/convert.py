@@ -1,7 +1,11 @@
 """HF folder -> GGUF (F32/F16/BF16) on the PyPI `gguf` package, one small class per architecture.
 
     @register("LlamaForCausalLM", "MistralForCausalLM")
-    class Llama(Converter): ...   # metadata + how one tensor maps
+    class Llama(Converter): ...   # refusals, metadata, how one tensor maps
+
+GPT-J runs as llama.cpp's `phi2` graph, MPT as `mpt`, Falcon as `falcon` (layouts checked against transformers).
+A configuration llama.cpp would compute differently is refused before anything is written, naming the
+config field: a file that loads and answers wrong is worse than none.
 
 The tokenizer (GPT-2-style byte-level BPE, or SentencePiece), its special tokens and the chat template go
 into the metadata, so llama.cpp chats with the file alone. An unknown architecture lists the known ones.
@@ -69,10 +73,11 @@ class Converter:
     """Common path: metadata, vocabulary, tensors in the output type."""
 
     arch: gguf.MODEL_ARCH
+    default_pre = "default"  # llama.cpp's pre-tokenizer name when the tokenizer's pipeline is not recognized
 
     def __init__(self, model_dir: Path, config: dict[str, Any], outtype: str) -> None:
         self.dir, self.config, self.outtype = model_dir, config, outtype
-        self.n_blocks = self.hparam("num_hidden_layers", "n_layer")
+        self.n_blocks = self.hparam("num_hidden_layers", "n_layer", "n_layers")
         self.names = gguf.get_tensor_name_map(self.arch, self.n_blocks)
 
     def hparam(self, *keys: str, default: Any = None) -> Any:
@@ -84,6 +89,12 @@ class Converter:
         raise ConversionError(f"{self.dir / 'config.json'}: missing {' / '.join(keys)}")
 
     # -- per architecture --------------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse configurations llama.cpp would compute differently (naming the field), before writing."""
+
+    def start(self) -> None:
+        """Per-file state, before the first tensor."""
+
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         raise NotImplementedError
 
@@ -98,12 +109,14 @@ class Converter:
     def write(self, out: Path, name: str) -> None:
         """Write the GGUF under a temporary name, renamed only when complete."""
         file_type, _ = OUTTYPES[self.outtype]
+        self.check()
+        self.start()
         with atomic_path(out) as tmp:
             w = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[self.arch])
             w.add_name(name)
             w.add_file_type(file_type)
             self.set_hparams(w)
-            add_vocab(w, self.dir, self.hparam("vocab_size", default=0) or None)
+            add_vocab(w, self.dir, self.hparam("vocab_size", default=0) or None, self.default_pre)
             for hf_name, data in safetensor_items(self.dir):
                 for gguf_name, tensor in self.map_tensor(hf_name, data):
                     self.add_tensor(w, gguf_name, tensor)
@@ -133,10 +146,12 @@ def permute_rotary(weights: np.ndarray, n_head: int) -> np.ndarray:
 class Llama(Converter):
     arch = gguf.MODEL_ARCH.LLAMA
 
+    def check(self) -> None:
+        refuse_rope_scaling(self)
+
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         heads = self.hparam("num_attention_heads")
         hidden = self.hparam("hidden_size")
-        rope = self.config.get("rope_parameters") or {}
         w.add_context_length(self.hparam("max_position_embeddings"))
         w.add_embedding_length(hidden)
         w.add_feed_forward_length(self.hparam("intermediate_size"))
@@ -144,7 +159,7 @@ class Llama(Converter):
         w.add_head_count(heads)
         w.add_head_count_kv(self.hparam("num_key_value_heads", default=heads))
         w.add_rope_dimension_count(self.config.get("head_dim") or hidden // heads)
-        w.add_rope_freq_base(float(rope.get("rope_theta") or self.config.get("rope_theta", 10000.0)))
+        w.add_rope_freq_base(rope_theta(self.config))
         w.add_layer_norm_rms_eps(self.hparam("rms_norm_eps"))
         w.add_vocab_size(self.hparam("vocab_size"))
 
@@ -159,40 +174,203 @@ class Llama(Converter):
         yield from super().map_tensor(name, data)
 
 
+def interleaved_to_halves(weights: np.ndarray, n_head: int, rotary_dim: int) -> np.ndarray:
+    """GPT-J rotates interleaved pairs (0,1), (2,3)...; llama.cpp's neox rope rotates halves. Reorder the first
+    rotary_dim rows of each head as [0, 2, 4, ..., 1, 3, 5, ...]; rows past rotary_dim stay."""
+    head_dim = weights.shape[0] // n_head
+    order = np.concatenate([np.arange(0, rotary_dim, 2), np.arange(1, rotary_dim, 2), np.arange(rotary_dim, head_dim)])
+    return weights.reshape(n_head, head_dim, -1)[:, order].reshape(weights.shape)
+
+
+def block_index(name: str) -> int:
+    return int(name.split(".")[2])
+
+
 @register("GPTJForCausalLM")
 class GPTJ(Converter):
-    arch = gguf.MODEL_ARCH.GPTJ
+    """GPT-J as llama.cpp's `phi2` graph: one LayerNorm feeding parallel attention and MLP, partial neox
+    rotary, biases on the MLP and the LM head. (`gptneox` also loads it but drops the LM-head bias.)"""
+
+    arch = gguf.MODEL_ARCH.PHI2
+    default_pre = "gpt-2"
+
+    def check(self) -> None:
+        refuse_if(self, "activation_function", lambda v: v not in (None, "gelu_new"), "llama.cpp's phi2 uses tanh GELU")
+        refuse_if(self, "tie_word_embeddings", bool, "phi2 needs its own LM head with a bias")
+        refuse_rope_scaling(self)
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         hidden = self.hparam("n_embd")
+        heads = self.hparam("n_head")
         w.add_context_length(self.hparam("n_positions"))
         w.add_embedding_length(hidden)
         w.add_feed_forward_length(self.config.get("n_inner") or 4 * hidden)
         w.add_block_count(self.n_blocks)
-        w.add_head_count(self.hparam("n_head"))
-        w.add_rope_dimension_count(self.hparam("rotary_dim"))
+        w.add_head_count(heads)
+        w.add_head_count_kv(heads)
         w.add_layer_norm_eps(self.hparam("layer_norm_epsilon"))
+        w.add_rope_dimension_count(self.config.get("rotary_dim") or hidden // heads)
+        w.add_rope_freq_base(10000.0)  # GPT-J's fixed base
         w.add_vocab_size(self.hparam("vocab_size"))
+
+    def start(self) -> None:
+        self.pending: dict[int, dict[str, np.ndarray]] = {}
 
     def map_tensor(self, name: str, data: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
         if name.endswith((".attn.bias", ".attn.masked_bias")):
             return  # causal-mask buffers, not weights
+        simple = {"transformer.wte.weight": "token_embd.weight", "transformer.ln_f.weight": "output_norm.weight",
+                  "transformer.ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight",
+                  "lm_head.bias": "output.bias"}
+        if name in simple:
+            yield simple[name], data
+            return
+        bid, part = block_index(name), name.split(".", 3)[3]
+        per_block = {"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
+                     "mlp.fc_in.weight": "ffn_up.weight", "mlp.fc_in.bias": "ffn_up.bias",
+                     "mlp.fc_out.weight": "ffn_down.weight", "mlp.fc_out.bias": "ffn_down.bias",
+                     "attn.out_proj.weight": "attn_output.weight"}
+        if part in per_block:
+            yield f"blk.{bid}.{per_block[part]}", data
+            if part == "attn.out_proj.weight":  # phi2 requires an output bias; GPT-J has none
+                yield f"blk.{bid}.attn_output.bias", np.zeros(data.shape[0], dtype=np.float32)
+        elif part in ("attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight"):
+            parts = self.pending.setdefault(bid, {})
+            parts[part[5]] = data
+            if len(parts) == 3:  # one fused [q; k; v], with q and k rows in neox order
+                heads, rot = self.hparam("n_head"), self.config.get("rotary_dim") or data.shape[0] // self.hparam("n_head")
+                q, k = (interleaved_to_halves(parts[x], heads, rot) for x in "qk")
+                yield f"blk.{bid}.attn_qkv.weight", np.concatenate([q, k, parts["v"]])
+                del self.pending[bid]
+        else:
+            raise ConversionError(f"{self.dir}: tensor {name!r} has no place in the phi2 graph")
+
+
+@register("MptForCausalLM")
+class MPT(Converter):
+    """MPT (mpt-7b family): ALiBi, optional clip_qkv, no biases, tied embeddings -> llama.cpp's `mpt`."""
+
+    arch = gguf.MODEL_ARCH.MPT
+    default_pre = "mpt"
+
+    def attn(self, key: str, default: Any = None) -> Any:
+        return (self.config.get("attn_config") or {}).get(key, default)
+
+    def check(self) -> None:
+        for key, why in (("softmax_scale", "llama.cpp scales by 1/sqrt(head_dim) only"),
+                         ("qk_ln", "llama.cpp's mpt graph here is tested without q/k LayerNorm"),
+                         ("prefix_lm", "llama.cpp attends causally only")):
+            if self.attn(key):
+                raise ConversionError(f"{self.dir / 'config.json'}: attn_config.{key}={self.attn(key)!r} "
+                                      f"is not supported: {why}")
+        if self.attn("alibi") is False:
+            raise ConversionError(f"{self.dir / 'config.json'}: attn_config.alibi=false (learned positions) "
+                                  "is not supported: llama.cpp's mpt uses ALiBi")
+        refuse_if(self, "logit_scale", lambda v: v is not None, "llama.cpp does not scale the logits")
+        refuse_if(self, "no_bias", lambda v: v is False, "llama.cpp's mpt graph here is tested without biases")
+
+    def set_hparams(self, w: gguf.GGUFWriter) -> None:
+        hidden = self.hparam("d_model")
+        w.add_context_length(self.hparam("max_seq_len"))
+        w.add_embedding_length(hidden)
+        w.add_block_count(self.n_blocks)
+        w.add_feed_forward_length(int(hidden * self.config.get("expansion_ratio", 4)))
+        w.add_head_count(self.hparam("n_heads"))
+        w.add_layer_norm_eps(self.config.get("layer_norm_epsilon", 1e-5))
+        w.add_max_alibi_bias(float(self.attn("alibi_bias_max", 8)))
+        if self.attn("clip_qkv") is not None:
+            w.add_clamp_kqv(float(self.attn("clip_qkv")))
+        w.add_vocab_size(self.hparam("vocab_size"))
+
+    def map_tensor(self, name: str, data: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        if name == "lm_head.weight" and self.config.get("tie_word_embeddings", True):
+            return  # tied: llama.cpp reuses token_embd
         yield from super().map_tensor(name, data)
 
 
-def pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
-    """llama.cpp's pre-tokenizer name for a byte-level BPE, read off the tokenizer's own pipeline."""
+@register("FalconForCausalLM")
+class Falcon(Converter):
+    """Falcon 7B (multi-query), the new decoder (40B/180B: ln_attn + ln_mlp, grouped KV) and 11B -> `falcon`."""
+
+    arch = gguf.MODEL_ARCH.FALCON
+    default_pre = "falcon"
+
+    def check(self) -> None:
+        refuse_if(self, "alibi", bool, "llama.cpp's falcon uses rotary positions")
+        refuse_if(self, "parallel_attn", lambda v: v is False, "llama.cpp's falcon runs attention and MLP in parallel")
+        refuse_if(self, "bias", bool, "llama.cpp's falcon has no linear biases")
+        refuse_rope_scaling(self)
+
+    def kv_heads(self) -> int:
+        # FINDINGS: FalconConfig.num_kv_heads is not reliable for 7B-style configs; derive it.
+        if self.config.get("new_decoder_architecture"):
+            return self.hparam("num_kv_heads", "n_head_kv")
+        if self.config.get("multi_query", True):
+            return 1
+        return self.hparam("num_attention_heads", "n_head")
+
+    def set_hparams(self, w: gguf.GGUFWriter) -> None:
+        hidden = self.hparam("hidden_size")
+        w.add_context_length(self.config.get("max_position_embeddings", 2048))
+        w.add_embedding_length(hidden)
+        w.add_feed_forward_length(self.config.get("ffn_hidden_size") or 4 * hidden)
+        w.add_block_count(self.n_blocks)
+        w.add_head_count(self.hparam("num_attention_heads", "n_head"))
+        w.add_head_count_kv(self.kv_heads())
+        w.add_layer_norm_eps(self.hparam("layer_norm_epsilon"))
+        w.add_rope_freq_base(rope_theta(self.config))
+        w.add_vocab_size(self.hparam("vocab_size"))
+
+    def map_tensor(self, name: str, data: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        if name == "lm_head.weight" and self.config.get("tie_word_embeddings", True):
+            return  # tied: llama.cpp reuses token_embd
+        if name.endswith("query_key_value.weight"):
+            # Rows are grouped per KV head: (n_kv, q heads of the group + k + v, head_dim). llama.cpp reads
+            # all q, then all k, then all v. (7B multi-query: n_kv = 1; old layout: n_kv = n_head, [q, k, v] per head.)
+            n_head, n_kv = self.hparam("num_attention_heads", "n_head"), self.kv_heads()
+            head_dim = self.hparam("hidden_size") // n_head
+            grouped = data.reshape(n_kv, n_head // n_kv + 2, head_dim, -1)
+            data = np.concatenate([grouped[:, :-2].reshape(-1, data.shape[1]), grouped[:, -2].reshape(-1, data.shape[1]),
+                                   grouped[:, -1].reshape(-1, data.shape[1])])
+        yield from super().map_tensor(name, data)
+
+
+def refuse_if(converter: Converter, key: str, bad: Callable[[Any], bool], why: str) -> None:
+    """Refuse, before anything is written, a config value the runtime would compute differently."""
+    if key in converter.config and bad(converter.config[key]):
+        raise ConversionError(f"{converter.dir / 'config.json'}: {key}={converter.config[key]!r} is not supported: {why}")
+
+
+def refuse_rope_scaling(converter: Converter) -> None:
+    scaling = converter.config.get("rope_scaling")
+    kind = (converter.config.get("rope_parameters") or {}).get("rope_type") or (scaling or {}).get("rope_type") \
+        or (scaling or {}).get("type")
+    if kind not in (None, "default"):
+        raise ConversionError(f"{converter.dir / 'config.json'}: rope scaling {kind!r} is not supported for "
+                              f"{converter.config.get('architectures', ['?'])[0]}")
+
+
+def rope_theta(config: dict[str, Any]) -> float:
+    rope = config.get("rope_parameters") or {}
+    return float(rope.get("rope_theta") or config.get("rope_theta", 10000.0))
+
+
+def pre_tokenizer(tokenizer_json: dict[str, Any], family_default: str = "default") -> str:
+    """llama.cpp's pre-tokenizer name for a byte-level BPE, read off the tokenizer's own pipeline; the
+    architecture's usual one when the pipeline is not recognized."""
     pre = tokenizer_json.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     kinds = [s.get("type") for s in steps]
     if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits"):
         return "smollm"  # digits split one by one, then GPT-2's regex (SmolLM, StarCoder-style)
+    if kinds[:2] == ["Punctuation", "ByteLevel"]:
+        return "falcon"  # Falcon's tokenizer: punctuation runs, byte-level, digit groups of three
     if kinds == ["ByteLevel"]:
-        return "gpt-2"
-    return "default"
+        return "mpt" if family_default == "mpt" else "gpt-2"  # the same regex; llama.cpp names MPT's apart
+    return family_default
 
 
-def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None) -> None:
+def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, family_pre: str = "default") -> None:
     """Tokens with their types, merges or scores, special token ids and the chat template."""
     if (model_dir / "tokenizer.model").is_file():
         vocab = gguf.vocab.SentencePieceVocab(model_dir)  # LLaMA-1/2 style
@@ -203,14 +381,14 @@ def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None) -> None:
         w.add_token_scores(list(scores))
         w.add_token_types(list(types))
     elif (model_dir / "tokenizer.json").is_file():
-        add_bpe_vocab(w, model_dir, n_vocab)
+        add_bpe_vocab(w, model_dir, n_vocab, family_pre)
     else:
         raise ConversionError(f"{model_dir}: no tokenizer.json or tokenizer.model; save the tokenizer with the model")
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
     special.add_to_gguf(w, quiet=True)
 
 
-def add_bpe_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None) -> None:
+def add_bpe_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, family_pre: str) -> None:
     from transformers import AutoTokenizer
 
     tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text())
@@ -234,7 +412,7 @@ def add_bpe_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None) -> N
             tokens.append(f"[PAD{i}]")
             types.append(gguf.TokenType.UNUSED)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(pre_tokenizer(tokenizer_json))
+    w.add_tokenizer_pre(pre_tokenizer(tokenizer_json, family_pre))
     w.add_token_list(tokens)
     w.add_token_types(types)
 

@@ -11,7 +11,7 @@ import torch
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.config import PipelineConfig
 from pipeline.plots import figure
-from pipeline.records import read_records
+from pipeline.pairs import read_pairs
 from pipeline.train.data import encode_all, split
 from pipeline.train.loop import per_example_losses, train
 from pipeline.train.model import load_model, load_tokenizer
@@ -50,7 +50,7 @@ def loss_curve(log: Path, out: Path) -> None:
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     t = cfg.train
     path = input_path(cfg, run_dir)
-    records = list(read_records(path))
+    records = list(read_pairs(path))
     if not records:
         raise ValueError(f"{path}: no records to train on")
     out = run_dir.stage_dir("train")
@@ -108,8 +108,15 @@ def plan(cfg: PipelineConfig) -> str:
         c = json.loads(config.read_text())
         hidden, layers = c.get("hidden_size") or c.get("n_embd"), c.get("num_hidden_layers") or c.get("n_layer")
         params = 12 * layers * hidden**2 + 2 * c["vocab_size"] * hidden
-    tokens = 100_000 * t.max_length / 2 * t.epochs  # examples fill about half of max_length on average
-    flops = (4 if t.method == "lora" else 6) * params * tokens
-    hours = flops / (A100_BF16_FLOPS * MFU) / 3600
-    return (f"train: {t.method} on {t.base_model} ({params / 1e9:.2f}B parameters), {t.epochs:g} epoch(s), "
+    tokens_per_example = t.max_length / 2 * t.epochs  # examples fill about half of max_length on average
+    flops_per_token = (4 if t.method == "lora" else 6) * params
+    hours = 100_000 * tokens_per_example * flops_per_token / (A100_BF16_FLOPS * MFU) / 3600
+    text = (f"train: {t.method} on {t.base_model} ({params / 1e9:.2f}B parameters), {t.epochs:g} epoch(s), "
             f"max_length {t.max_length}: ~{hours:,.1f} A100-hours per 100,000 examples (at {MFU:.0%} of bf16 peak)")
+    imports = [src for src in cfg.collect.sources if src.type == "import"]
+    if imports and len(imports) == len(cfg.collect.sources) and all(src.rows for src in imports):
+        rows = sum(min(src.rows, src.limit or src.rows) for src in imports)
+        train_rows = rows * (1 - t.validation_fraction)
+        text += (f"\n  for the {rows:,} imported rows ({train_rows:,.0f} trained): ~{train_rows * tokens_per_example:,.0f} "
+                 f"tokens, ~{hours * train_rows / 100_000:,.0f} A100-hours")
+    return text

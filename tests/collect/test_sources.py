@@ -6,7 +6,7 @@ from pipeline.collect.sources import SourceError, gather_prompts
 from pipeline.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 def prompts_of(*sources: str, extra: list[str] | None = None) -> list[tuple[str, str]]:
@@ -23,7 +23,6 @@ def test_creative_prompts_are_seeded_and_distinct() -> None:
     assert all(text.startswith("Write a ") and " in the style of " in text for _, text in first)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
 def test_alpaca_seed_tasks_with_input_from_the_data_dir() -> None:
     prompts = prompts_of('{type: jsonl, name: seed, path: "{data_dir}/instruct/alpaca_seed_tasks.jsonl", '
                          'prompt_field: instruction, input_field: instances.0.input}')
@@ -32,7 +31,6 @@ def test_alpaca_seed_tasks_with_input_from_the_data_dir() -> None:
     assert with_input and all(not t.startswith("\n") for _, t in prompts)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
 def test_gzipped_alpaca_json_with_limit_and_cap() -> None:
     prompts = prompts_of('{type: json, name: alpaca, path: "{data_dir}/instruct/alpaca_5000_subset.json.gz", '
                          'prompt_field: instruction, input_field: input, limit: 30}', '{type: creative, n: 50}',
@@ -69,8 +67,13 @@ def test_prompt_pattern_extracts_the_human_turn(tmp_path: Path) -> None:
     assert [p.text for p in prompts] == ["What is rain?"] and stats.empty == 1
 
 
-def test_paper_configs_name_the_real_sources_and_teacher() -> None:
-    for name in ("gpt4all-lora-7b", "gpt4all-j", "snoozy"):
-        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
-        assert cfg.collect.teacher.model == "gpt-3.5-turbo" and cfg.collect.teacher.api_key_env == "OPENAI_API_KEY"
-        assert {s.name for s in cfg.collect.sources} >= {"oig/unified_chip2", "stackoverflow", "p3/cos_e"}
+def test_reproduction_recipes_import_the_released_sets_and_recollect_names_the_prompt_sources() -> None:
+    expected = {"gpt4all-lora-7b": ("nomic-ai/gpt4all_prompt_generations", None),
+                "gpt4all-j": ("nomic-ai/gpt4all-j-prompt-generations", "v1.3-groovy"),
+                "snoozy": ("nomic-ai/gpt4all-j-prompt-generations", "v1.3-groovy")}
+    for name, (dataset, revision) in expected.items():
+        (src,) = load_config(ROOT / "configs" / f"{name}.yaml").collect.sources
+        assert (src.type, src.dataset, src.revision, src.format) == ("import", dataset, revision, "gpt4all")
+    cfg = load_config(ROOT / "configs" / "recollect.yaml")
+    assert cfg.collect.teacher.api_key_env == "OPENAI_API_KEY"
+    assert {s.name for s in cfg.collect.sources} >= {"oig/unified_chip2", "stackoverflow", "p3/cos_e", "creative"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from pipeline.artifacts import RunDir, execute
 from pipeline.cli import STAGES
 from pipeline.config import load_config
 from pipeline.curate.maps import recolor
-from pipeline.records import Record, RecordError, read_records, write_records
+from pipeline.pairs import BadRowError
+from pipeline.records import Record, read_records, write_records
 
 TOPICS = ["photosynthesis", "volcanoes", "the stock market", "jazz improvisation", "medieval castles",
           "black holes", "sourdough baking", "chess openings", "coral reefs", "the printing press",
@@ -128,12 +128,34 @@ def test_corrupt_line_stops_or_is_kept_as_malformed(planted, tmp_path: Path) -> 
     lines = path.read_text().splitlines()
     lines.insert(3, '{"id": "x", "messages": [')
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RecordError, match=rf"{path}:4: not valid JSON"):
+    with pytest.raises(BadRowError, match=rf"{path}:4: not valid JSON"):
         curate(path, tmp_path, "curate.map.enabled=false", "curate.semantic.enabled=false")
     run, counts = curate(path, tmp_path, "curate.skip_bad=true", "curate.map.enabled=false",
                          "curate.semantic.enabled=false")
     assert removed_by(run)["line4"]["rule"] == "malformed"
     assert counts["input"] == 32 == counts["kept"] + counts["removed"]
+
+
+def test_pairs_without_ids_or_in_another_shape_curate_to_the_same_survivors(planted, tmp_path: Path) -> None:
+    path, _ = planted
+    switches = ["curate.map.enabled=false", "curate.semantic.enabled=false"]
+    with_ids, _ = curate(path, tmp_path, *switches, "run.name=a")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "id"}) + "\n" for row in rows))
+    without_ids, _ = curate(bare, tmp_path, *switches, "run.name=b")
+    kept = list(read_records(with_ids.root / "curate" / "pairs.jsonl"))
+    assert list(read_records(without_ids.root / "curate" / "pairs.jsonl")) == kept and len(kept) == 22
+
+    # The same pairs as a user's Alpaca file (no ids, no sources, no meta): the same prompts survive.
+    two_turn = [r for r in rows if len(r["messages"]) == 2 and r["meta"].get("finish_reason") == "stop"]
+    alpaca = tmp_path / "my_pairs.jsonl"
+    alpaca.write_text("".join(json.dumps({"instruction": r["messages"][0]["content"], "input": "",
+                                          "output": r["messages"][1]["content"]}) + "\n" for r in two_turn))
+    mine, counts = curate(alpaca, tmp_path, *switches, "run.name=c", "curate.filters.truncated.enabled=false")
+    survivors = list(read_records(mine.root / "curate" / "pairs.jsonl"))
+    assert {r.source for r in survivors} == {"my_pairs"} and counts["input"] == len(two_turn)
+    assert [r.prompt for r in survivors] == [r.prompt for r in kept]
 
 
 def test_map_html_holds_every_point_and_recolors_by_loss(planted, tmp_path: Path) -> None:
@@ -152,14 +174,13 @@ def test_map_html_holds_every_point_and_recolors_by_loss(planted, tmp_path: Path
     assert "color by loss" in page and page.count(point) == 3 * 31 + len(kept)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
-def test_map_screenshot_in_headless_chromium_shows_the_points(planted, tmp_path: Path) -> None:
+def test_map_screenshot_in_headless_chromium_shows_the_points(planted, tmp_path: Path, chromium: str) -> None:
     from PIL import Image
 
     path, _ = planted
     run, _ = curate(path, tmp_path)
     shot = tmp_path / "map.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1100,800", "--virtual-time-budget=5000",
                     f"--screenshot={shot}", (run.root / "curate" / "map.html").as_uri()],

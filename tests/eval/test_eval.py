@@ -11,8 +11,7 @@ from pipeline.eval.leaderboard import build
 from pipeline.eval.offline_data import write_task_data
 from pipeline.eval.tasks import METRIC, OFFLINE_PREFIX, check_tasks, lm_eval_task_file, run_tasks, write_offline_tasks
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 # The first document of each task exactly as its Hugging Face dataset (the one lm-eval reads) holds it.
 HUB_DOCS = {
@@ -54,7 +53,6 @@ def standard_task_on(task: str, doc: dict, tmp_path: Path):  # noqa: ANN201
     return task_object(f"standard_{task}", spec.parent)
 
 
-@needs_data
 @pytest.mark.parametrize("task", list(HUB_DOCS))
 def test_offline_tasks_render_lm_evals_own_requests(task: str, tmp_path: Path) -> None:
     offline_dir = write_offline_tasks([task], DATA, tmp_path / "offline")
@@ -70,7 +68,6 @@ def test_offline_tasks_render_lm_evals_own_requests(task: str, tmp_path: Path) -
                          "arc_challenge": 1172, "openbookqa": 500}[task]
 
 
-@needs_data
 @pytest.mark.timeout(1800)  # two backends over 200 documents: ~2.5 min alone, far more on a busy machine
 def test_hf_and_f16_gguf_agree_within_one_point(bundled_hf: Path, tmp_path: Path) -> None:
     from lm_eval.models.huggingface import HFLM

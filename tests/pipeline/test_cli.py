@@ -39,14 +39,30 @@ def test_bad_override_exits_2_naming_the_key() -> None:
     assert "train.lora.rank" in out.stderr
 
 
-@pytest.mark.parametrize("recipe", ["gpt4all-lora-7b", "gpt4all-j", "snoozy"])
-def test_paper_recipes_dry_run_plans_requests_cost_and_gpu_hours(recipe: str) -> None:
+def dry_run(recipe: str) -> str:
     import os
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "pipeline", "all", "--config", f"configs/{recipe}.yaml", "--dry-run"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
-    assert "requests to gpt-3.5-turbo at https://api.openai.com/v1" in out.stdout
-    assert "estimated cost at most $" in out.stdout and "A100-hours per 100,000 examples" in out.stdout
-    assert "not counted, cannot be read here: oig/unified_chip2" in out.stdout  # hub sources, offline
+    return out.stdout
+
+
+@pytest.mark.parametrize(("recipe", "dataset", "rows", "hours"), [
+    ("gpt4all-lora-7b", "nomic-ai/gpt4all_prompt_generations [train]", "437,605", "51"),
+    ("gpt4all-j", "nomic-ai/gpt4all-j-prompt-generations @ v1.3-groovy [train]", "739,259", "58"),
+    ("snoozy", "nomic-ai/gpt4all-j-prompt-generations @ v1.3-groovy [train]", "739,259", "125"),
+])
+def test_reproduction_recipes_dry_run_dataset_rows_tokens_and_gpu_hours_offline(
+        recipe: str, dataset: str, rows: str, hours: str) -> None:
+    out = dry_run(recipe)
+    assert f": {dataset}: {rows} rows (dataset card; not read here)" in out
+    assert "collect: imports only, no teacher requests" in out
+    assert f"for the {rows} imported rows" in out and f"~{hours} A100-hours" in out
+
+
+def test_recollect_recipe_plans_requests_and_cost_to_any_teacher() -> None:
+    out = dry_run("recollect")
+    assert "requests to gpt-4o-mini at https://api.openai.com/v1" in out and "estimated cost at most $" in out
+    assert "not counted, cannot be read here: oig/unified_chip2" in out  # hub sources, offline

@@ -3,13 +3,11 @@ server with the bundled model: stream an answer, switch conversations, reload, k
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
-CHROMIUM = shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
@@ -23,13 +21,12 @@ def test_page_is_self_contained(server_url: str) -> None:
         assert reply.status_code == 200 and "https://" not in reply.text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed")
-def test_chat_in_the_browser_streams_switches_and_survives_reload(server_url: str, tmp_path: Path) -> None:
+def test_chat_in_the_browser_streams_switches_and_survives_reload(server_url: str, tmp_path: Path, chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 760})
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server_url) else None)
         page.goto(server_url + "/")

@@ -1,0 +1,170 @@
+"""Every GPT4All model family converts, quantizes and runs: llama.cpp's logits vs transformers' on tiny
+random models built from transformers' own config classes, and a refusal for each config llama.cpp would
+compute differently."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+from transformers import (AutoModelForCausalLM, AutoTokenizer, FalconConfig, GPTJConfig, LlamaConfig, MptConfig,
+                          PreTrainedModel)
+
+from pipeline.artifacts import RunDir, execute
+from pipeline.cli import STAGES
+from pipeline.config import load_config
+from pipeline.quantize.convert import ConversionError, convert, pre_tokenizer
+from pipeline.quantize.quantizer import quantize
+from runtime.model import GPT4All
+
+VOCAB = 49152  # the bundled SmolLM2 tokenizer's
+TEXT = ("The capital of France is Paris, and the capital of Germany is Berlin. One, two, three, four. "
+        "Rivers run to the sea; mountains rise above the clouds, and the wind carries the rain inland. ") * 2
+
+FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
+    "llama": ("llama", lambda: LlamaConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False)),
+    "gptj": ("phi2", lambda: GPTJConfig(  # rotary_dim 8 < head_dim 16: partial, interleaved rotary
+        vocab_size=VOCAB, n_positions=256, n_embd=64, n_layer=2, n_head=4, rotary_dim=8)),
+    "mpt": ("mpt", lambda: MptConfig(
+        vocab_size=VOCAB, d_model=64, n_heads=4, n_layers=2, expansion_ratio=4, max_seq_len=256,
+        attn_config={"alibi": True, "alibi_bias_max": 8, "clip_qkv": 6.0})),
+    "falcon-7b": ("falcon", lambda: FalconConfig(  # multi-query: one KV head
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+        new_decoder_architecture=False, parallel_attn=True, bias=False, alibi=False, max_position_embeddings=256)),
+    "falcon-40b": ("falcon", lambda: FalconConfig(  # new decoder: ln_attn + ln_mlp, 2 grouped KV heads
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
+        new_decoder_architecture=True, parallel_attn=True, bias=False, alibi=False, max_position_embeddings=256)),
+}
+
+
+@pytest.fixture(scope="module")
+def family_dirs(tmp_path_factory: pytest.TempPathFactory, bundled_hf: Path) -> dict[str, Path]:
+    """Each family as a saved HF folder: random weights (a wider init than the default, so logits spread
+    and top-1 is not decided by ties) and the bundled GPT-2-style tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(bundled_hf)
+    dirs = {}
+    for name, (_, make_config) in FAMILIES.items():
+        torch.manual_seed(0)
+        config = make_config()
+        config.initializer_range = 0.1
+        model: PreTrainedModel = AutoModelForCausalLM.from_config(config)
+        out = tmp_path_factory.mktemp(name)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        dirs[name] = out
+    return dirs
+
+
+def tokens_of(model_dir: Path) -> list[int]:
+    tokens = AutoTokenizer.from_pretrained(model_dir)(TEXT)["input_ids"]
+    assert len(tokens) >= 64
+    return tokens[:100]
+
+
+def llama_cpp_run(path: Path, tokens: list[int], new: int = 16) -> tuple[np.ndarray, list[int]]:
+    """Logits at every position, then `new` greedy tokens."""
+    import llama_cpp
+
+    llama = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2)
+    llama.eval(tokens)
+    logits = np.array(llama.scores[: len(tokens)])
+    llama.reset()
+    generated = []
+    for token in llama.generate(tokens, temp=0.0, top_k=1, repeat_penalty=1.0):
+        generated.append(token)
+        if len(generated) == new:
+            break
+    llama.close()
+    return logits, generated
+
+
+def hf_run(model_dir: Path, tokens: list[int], new: int = 16) -> tuple[np.ndarray, list[int]]:
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = torch.tensor([tokens])
+    with torch.inference_mode():
+        logits = model(ids).logits[0].numpy()
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                             do_sample=False, pad_token_id=0)
+    return logits, out[0, len(tokens):].tolist()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_converts_runs_like_transformers_and_quantizes(family: str, family_dirs: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    model_dir = family_dirs[family]
+    tokens = tokens_of(model_dir)
+    out = convert(model_dir, tmp_path / f"{family}-f32.gguf", "f32")
+    assert gguf.GGUFReader(out).fields["general.architecture"].contents() == FAMILIES[family][0]
+
+    hf_logits, hf_tokens = hf_run(model_dir, tokens)
+    cpp_logits, cpp_tokens = llama_cpp_run(out, tokens)
+    assert np.abs(cpp_logits - hf_logits).max() < 1e-2
+    assert (cpp_logits.argmax(-1) == hf_logits.argmax(-1)).mean() >= 0.99
+    assert cpp_tokens == hf_tokens
+
+    q8 = quantize(out, tmp_path / f"{family}-q8_0.gguf", "q8_0")
+    q8_logits, _ = llama_cpp_run(q8, tokens, new=1)
+    assert (q8_logits.argmax(-1) == hf_logits.argmax(-1)).mean() >= 0.95
+
+    model = GPT4All(str(q8), n_threads=2, n_ctx=256)  # the runtime's own class runs it
+    assert isinstance(model.generate("The capital of France is", max_tokens=4, temp=0), str)
+
+
+@pytest.mark.parametrize("family", ["gptj", "mpt", "falcon-40b"])
+def test_quantize_stage_takes_any_family_folder_with_its_quality_report(family: str, family_dirs: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    text = tmp_path / "held_out.jsonl"
+    text.write_text("".join(json.dumps({"output": f"Sentence {i} is about rivers, hills and the sea."}) + "\n"
+                            for i in range(100)))
+    cfg = load_config(None, [f"quantize.source={family_dirs[family]}", "run.name=fam", f"run.runs_dir={tmp_path}",
+                             "quantize.outtype=f32", "quantize.types=[q8_0]", f"quantize.quality.text_file={text}",
+                             "quantize.quality.tokens=256", "quantize.quality.window=128"])
+    manifest, _ = execute(STAGES["quantize"], cfg, RunDir(cfg.run_dir()))
+    report = json.loads((tmp_path / "fam" / "quantize" / "report.json").read_text())
+    assert [r["type"] for r in report["rows"]] == ["hf (fp32)", "f32", "q8_0"]
+    assert report["rows"][1]["top1_agreement"] >= 0.99 and report["rows"][2]["top1_agreement"] >= 0.9
+    assert manifest.counts["files"] == 2
+
+
+REFUSALS = [
+    ("falcon-7b", {"alibi": True}, "alibi=True is not supported"),
+    ("falcon-7b", {"parallel_attn": False}, "parallel_attn=False is not supported"),
+    ("falcon-40b", {"bias": True}, "bias=True is not supported"),
+    ("falcon-40b", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope scaling 'linear'"),
+    ("mpt", {"attn_config": {"alibi": True, "softmax_scale": 0.5}}, "attn_config.softmax_scale=0.5"),
+    ("mpt", {"attn_config": {"alibi": False}}, "attn_config.alibi=false"),
+    ("mpt", {"logit_scale": 0.5}, "logit_scale=0.5 is not supported"),
+    ("gptj", {"tie_word_embeddings": True}, "tie_word_embeddings=True is not supported"),
+    ("gptj", {"activation_function": "relu"}, "activation_function='relu' is not supported"),
+    ("llama", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope scaling 'yarn'"),
+]
+
+
+@pytest.mark.parametrize(("family", "change", "message"), REFUSALS)
+def test_configs_llama_cpp_would_compute_differently_are_refused_naming_the_field(
+        family: str, change: dict, message: str, family_dirs: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / family
+    shutil.copytree(family_dirs[family], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(ConversionError, match=message):
+        convert(folder, tmp_path / "out.gguf", "f32")
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_pre_tokenizer_names_follow_llama_cpp() -> None:
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False}
+    falcon = {"type": "Sequence", "pretokenizers": [{"type": "Punctuation", "behavior": "Contiguous"}, byte_level,
+                                                     {"type": "Digits", "individual_digits": False}]}
+    assert pre_tokenizer({"pre_tokenizer": byte_level}) == "gpt-2"  # GPT-J uses GPT-2's tokenizer
+    assert pre_tokenizer({"pre_tokenizer": byte_level}, "mpt") == "mpt"
+    assert pre_tokenizer({"pre_tokenizer": falcon}, "falcon") == pre_tokenizer({"pre_tokenizer": falcon}) == "falcon"
+    assert pre_tokenizer({"pre_tokenizer": {"type": "Metaspace"}}, "falcon") == "falcon"
