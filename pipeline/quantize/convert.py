@@ -342,12 +342,13 @@ def refuse_if(converter: Converter, key: str, bad: Callable[[Any], bool], why: s
 
 
 def refuse_rope_scaling(converter: Converter) -> None:
-    scaling = converter.config.get("rope_scaling")
-    kind = (converter.config.get("rope_parameters") or {}).get("rope_type") or (scaling or {}).get("rope_type") \
-        or (scaling or {}).get("type")
-    if kind not in (None, "default"):
-        raise ConversionError(f"{converter.dir / 'config.json'}: rope scaling {kind!r} is not supported for "
-                              f"{converter.config.get('architectures', ['?'])[0]}")
+    """Only plain rotary positions: llama.cpp would read a scaled model's file without its scaling."""
+    for key in ("rope_parameters", "rope_scaling"):
+        settings = converter.config.get(key) or {}
+        kind = settings.get("rope_type") or settings.get("type")
+        if kind not in (None, "default"):
+            raise ConversionError(f"{converter.dir / 'config.json'}: {key}: rope scaling {kind!r} is not supported "
+                                  f"for {converter.config.get('architectures', ['?'])[0]}")
 
 
 def rope_theta(config: dict[str, Any]) -> float:

@@ -25,7 +25,7 @@ from runtime.model import GPT4All
 
 VOCAB = 49152  # the bundled SmolLM2 tokenizer's
 TEXT = ("The capital of France is Paris, and the capital of Germany is Berlin. One, two, three, four. "
-        "Rivers run to the sea; mountains rise above the clouds, and the wind carries the rain inland. ") * 2
+        "Rivers run to the sea; mountains rise above the clouds, and the wind carries the rain inland. ") * 3
 
 FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
     "llama": ("llama", lambda: LlamaConfig(
@@ -47,15 +47,22 @@ FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
 
 @pytest.fixture(scope="module")
 def family_dirs(tmp_path_factory: pytest.TempPathFactory, bundled_hf: Path) -> dict[str, Path]:
-    """Each family as a saved HF folder: random weights (a wider init than the default, so logits spread
-    and top-1 is not decided by ties) and the bundled GPT-2-style tokenizer."""
+    """Each family as a saved HF folder with the bundled GPT-2-style tokenizer: random weights, then 10 Adam
+    steps on the test text. A purely random model's top-2 logits over 49k tokens are often within 1e-4 of
+    each other, so top-1 would measure ties rather than the conversion; a few steps make choices decided."""
     tokenizer = AutoTokenizer.from_pretrained(bundled_hf)
+    ids = torch.tensor([tokenizer(TEXT)["input_ids"][:128]])
     dirs = {}
     for name, (_, make_config) in FAMILIES.items():
         torch.manual_seed(0)
         config = make_config()
         config.initializer_range = 0.1
         model: PreTrainedModel = AutoModelForCausalLM.from_config(config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(10):
+            model(ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
         out = tmp_path_factory.mktemp(name)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -65,15 +72,16 @@ def family_dirs(tmp_path_factory: pytest.TempPathFactory, bundled_hf: Path) -> d
 
 def tokens_of(model_dir: Path) -> list[int]:
     tokens = AutoTokenizer.from_pretrained(model_dir)(TEXT)["input_ids"]
-    assert len(tokens) >= 64
-    return tokens[:100]
+    assert len(tokens) >= 128
+    return tokens[:128]
 
 
 def llama_cpp_run(path: Path, tokens: list[int], new: int = 16) -> tuple[np.ndarray, list[int]]:
     """Logits at every position, then `new` greedy tokens."""
     import llama_cpp
 
-    llama = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2)
+    llama = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2,
+                            type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     llama.eval(tokens)
     logits = np.array(llama.scores[: len(tokens)])
     llama.reset()
@@ -138,13 +146,14 @@ REFUSALS = [
     ("falcon-7b", {"alibi": True}, "alibi=True is not supported"),
     ("falcon-7b", {"parallel_attn": False}, "parallel_attn=False is not supported"),
     ("falcon-40b", {"bias": True}, "bias=True is not supported"),
-    ("falcon-40b", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope scaling 'linear'"),
+    ("falcon-40b", {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}}, "rope scaling 'linear'"),
     ("mpt", {"attn_config": {"alibi": True, "softmax_scale": 0.5}}, "attn_config.softmax_scale=0.5"),
     ("mpt", {"attn_config": {"alibi": False}}, "attn_config.alibi=false"),
     ("mpt", {"logit_scale": 0.5}, "logit_scale=0.5 is not supported"),
     ("gptj", {"tie_word_embeddings": True}, "tie_word_embeddings=True is not supported"),
     ("gptj", {"activation_function": "relu"}, "activation_function='relu' is not supported"),
-    ("llama", {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope scaling 'yarn'"),
+    ("llama", {"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}}, "rope scaling 'yarn'"),
+    ("llama", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope scaling 'dynamic'"),
 ]
 
 

@@ -47,23 +47,28 @@ def test_tiny_llama_round_trip_matches_transformers(tiny_llama: Path, tmp_path: 
     assert diff < 1e-2
 
 
-def test_tiny_gptj_tensors_round_trip_and_llama_cpp_refuses_it_clearly(bundled_hf: Path, tmp_path: Path) -> None:
+def test_tiny_gptj_becomes_phi2_tensors_and_llama_cpp_runs_it(bundled_hf: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = GPTJForCausalLM(GPTJConfig(vocab_size=49152, n_positions=256, n_embd=64, n_layer=2, n_head=4, rotary_dim=8))
     model.save_pretrained(tmp_path / "gptj")
     AutoTokenizer.from_pretrained(bundled_hf).save_pretrained(tmp_path / "gptj")
     out = convert(tmp_path / "gptj", tmp_path / "gptj.gguf", "f32")
     reader = gguf.GGUFReader(out)
-    assert reader.fields["general.architecture"].contents() == "gptj"
+    assert reader.fields["general.architecture"].contents() == "phi2"
+    assert reader.fields["phi2.rope.dimension_count"].contents() == 8
     tensors = {t.name: np.array(t.data) for t in reader.tensors}
-    state = model.state_dict()
-    assert np.array_equal(tensors["blk.1.attn_q.weight"], state["transformer.h.1.attn.q_proj.weight"].numpy())
-    assert np.array_equal(tensors["output.bias"], state["lm_head.bias"].numpy())
-    assert len(tensors) == 5 + 2 * 10  # embeddings, final norm (w, b), output (w, b); 10 per block
-    # The llama.cpp inside llama-cpp-python 0.3.36 has no GPT-J graph: the refusal must be clear.
-    with pytest.raises(QuantizeError, match="is the architecture one llama.cpp runs"):
-        quantize(out, tmp_path / "gptj-q4_0.gguf", "q4_0")
-    assert not (tmp_path / "gptj-q4_0.gguf").exists()
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    # Within each 16-row head, the 8 rotary rows go from interleaved pairs to halves; the rest stay.
+    order = [0, 2, 4, 6, 1, 3, 5, 7, *range(8, 16)]
+    q = state["transformer.h.1.attn.q_proj.weight"].reshape(4, 16, 64)[:, order].reshape(64, 64)
+    k = state["transformer.h.1.attn.k_proj.weight"].reshape(4, 16, 64)[:, order].reshape(64, 64)
+    fused = np.concatenate([q, k, state["transformer.h.1.attn.v_proj.weight"]])
+    assert np.array_equal(tensors["blk.1.attn_qkv.weight"], fused)
+    assert np.array_equal(tensors["output.bias"], state["lm_head.bias"])
+    assert not tensors["blk.0.attn_output.bias"].any()  # phi2 needs it; GPT-J has none
+    assert len(tensors) == 5 + 2 * 9  # embeddings, final norm (w, b), output (w, b); 9 per block
+    q4 = quantize(out, tmp_path / "gptj-q4_0.gguf", "q4_0")
+    assert isinstance(GPT4All(str(q4), n_threads=2, n_ctx=256).generate("Hello", max_tokens=4, temp=0), str)
 
 
 def test_real_135m_converts_and_chats_with_its_template(bundled_hf: Path, tmp_path: Path) -> None:
@@ -89,8 +94,8 @@ def test_bad_inputs_are_clear_and_leave_no_output(tiny_llama: Path, tmp_path: Pa
     shutil.copytree(tiny_llama, broken)
     config = json.loads((broken / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps({**config, "architectures": ["BloomForCausalLM"]}))
-    with pytest.raises(ConversionError, match="'BloomForCausalLM' is not supported; supported: GPTJForCausalLM, "
-                                              "LlamaForCausalLM, MistralForCausalLM"):
+    with pytest.raises(ConversionError, match="'BloomForCausalLM' is not supported; supported: FalconForCausalLM, "
+                                              "GPTJForCausalLM, LlamaForCausalLM, MistralForCausalLM, MptForCausalLM"):
         convert(broken, tmp_path / "x.gguf")
     (broken / "config.json").write_text(json.dumps(config))
     (broken / "tokenizer.json").unlink()
