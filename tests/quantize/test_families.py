@@ -5,7 +5,10 @@ compute differently."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,18 +131,24 @@ def test_family_converts_runs_like_transformers_and_quantizes(family: str, famil
 
 @pytest.mark.parametrize("family", ["gptj", "mpt", "falcon-40b"])
 def test_quantize_stage_takes_any_family_folder_with_its_quality_report(family: str, family_dirs: dict[str, Path],
-                                                                         tmp_path: Path) -> None:
+                                                                         tmp_path: Path, isolated_state: Path) -> None:
     text = tmp_path / "held_out.jsonl"
     text.write_text("".join(json.dumps({"output": f"Sentence {i} is about rivers, hills and the sea."}) + "\n"
                             for i in range(100)))
-    cfg = load_config(None, [f"quantize.source={family_dirs[family]}", "run.name=fam", f"run.runs_dir={tmp_path}",
+    runs = isolated_state / "runs"  # the runtime registry's runs folder in this test
+    cfg = load_config(None, [f"quantize.source={family_dirs[family]}", "run.name=fam", f"run.runs_dir={runs}",
                              "quantize.outtype=f32", "quantize.types=[q8_0]", f"quantize.quality.text_file={text}",
                              "quantize.quality.tokens=256", "quantize.quality.window=128"])
     manifest, _ = execute(STAGES["quantize"], cfg, RunDir(cfg.run_dir()))
-    report = json.loads((tmp_path / "fam" / "quantize" / "report.json").read_text())
+    report = json.loads((runs / "fam" / "quantize" / "report.json").read_text())
     assert [r["type"] for r in report["rows"]] == ["hf (fp32)", "f32", "q8_0"]
     assert report["rows"][1]["top1_agreement"] >= 0.99 and report["rows"][2]["top1_agreement"] >= 0.9
     assert manifest.counts["files"] == 2
+    # The registry finds the run's file by name and the runtime CLI answers with it.
+    done = subprocess.run([sys.executable, "-m", "runtime", "generate", "fam-q8_0", "The sea", "--raw",
+                           "--max-tokens", "4", "--temp", "0", "--n-ctx", "256", "--threads", "2"],
+                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr[-2000:]
 
 
 REFUSALS = [
