@@ -87,52 +87,57 @@ def register(cls: type[Shape]) -> type[Shape]:
     return cls
 
 
+class TurnListShape(Shape):
+    """A list of turns, each naming its speaker: OpenAI's `messages` and ShareGPT's `conversations`."""
+
+    turns_key: ClassVar[str]
+    speaker_key: ClassVar[str]
+    text_key: ClassVar[str]
+    speaker_word: ClassVar[str]
+    speakers: ClassVar[dict[str, str]]  # the dataset's speaker names -> system / user / assistant
+
+    def text(self, value: Any) -> Any:
+        return value
+
+    def messages(self, row: Any) -> list[dict[str, str]]:
+        turns = []
+        for index, turn in enumerate(self.value(row, self.turns_key, list)):
+            where = f"{self.columns[self.turns_key]}.{index}"
+            speaker = field(turn, self.columns[self.speaker_key])
+            role = self.speakers.get(str(speaker).lower())
+            if role is None:
+                raise ShapeError(f"{where}.{self.columns[self.speaker_key]}",
+                                 f"{self.speaker_word} {speaker!r} is not one of {', '.join(self.speakers)}")
+            text = self.text(field(turn, self.columns[self.text_key]))
+            if not isinstance(text, str):
+                raise ShapeError(f"{where}.{self.columns[self.text_key]}", "missing or not text")
+            turns.append({"role": role, "content": text})
+        return turns
+
+
 @register
-class OpenAIShape(Shape):
+class OpenAIShape(TurnListShape):
     name = "openai"
     fields = {"messages": "messages", "role": "role", "content": "content"}
     required = ("messages",)
+    turns_key, speaker_key, text_key, speaker_word = "messages", "role", "content", "role"
     # OpenAI's newer role names fold into the three roles a chat template knows.
-    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+    speakers = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
-    def messages(self, row: Any) -> list[dict[str, str]]:
-        turns = []
-        for index, message in enumerate(self.value(row, "messages", list)):
-            where = f"{self.columns['messages']}.{index}"
-            role = field(message, self.columns["role"])
-            if role not in self.roles:
-                raise ShapeError(f"{where}.{self.columns['role']}", f"role {role!r} is not one of {', '.join(self.roles)}")
-            content = field(message, self.columns["content"])
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
-            if not isinstance(content, str):
-                raise ShapeError(f"{where}.{self.columns['content']}", "missing or not text")
-            turns.append({"role": self.roles[role], "content": content})
-        return turns
+    def text(self, value: Any) -> Any:
+        if isinstance(value, list):  # content parts: keep the text ones
+            return "".join(part.get("text", "") for part in value if isinstance(part, Mapping))
+        return value
 
 
 @register
-class ShareGPTShape(Shape):
+class ShareGPTShape(TurnListShape):
     name = "sharegpt"
     fields = {"conversations": "conversations", "from": "from", "value": "value"}
     required = ("conversations",)
+    turns_key, speaker_key, text_key, speaker_word = "conversations", "from", "value", "speaker"
     speakers = {"system": "system", "human": "user", "user": "user",
                 "gpt": "assistant", "chatgpt": "assistant", "assistant": "assistant", "bard": "assistant"}
-
-    def messages(self, row: Any) -> list[dict[str, str]]:
-        turns = []
-        for index, turn in enumerate(self.value(row, "conversations", list)):
-            where = f"{self.columns['conversations']}.{index}"
-            speaker = field(turn, self.columns["from"])
-            role = self.speakers.get(str(speaker).lower())
-            if role is None:
-                raise ShapeError(f"{where}.{self.columns['from']}",
-                                 f"speaker {speaker!r} is not one of {', '.join(self.speakers)}")
-            text = field(turn, self.columns["value"])
-            if not isinstance(text, str):
-                raise ShapeError(f"{where}.{self.columns['value']}", "missing or not text")
-            turns.append({"role": role, "content": text})
-        return turns
 
 
 @register
@@ -146,26 +151,31 @@ class GPT4AllShape(Shape):
                 {"role": "assistant", "content": self.value(row, "response")}]
 
 
+class InstructionShape(Shape):
+    """An instruction, optional extra text (after a blank line) and the answer: Alpaca's and Dolly's layout."""
+
+    extra_key: ClassVar[str]
+    answer_key: ClassVar[str]
+
+    def messages(self, row: Any) -> list[dict[str, str]]:
+        prompt = join_input(self.value(row, "instruction"), self.value(row, self.extra_key, optional=True))
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": self.value(row, self.answer_key)}]
+
+
 @register
-class DollyShape(Shape):
+class DollyShape(InstructionShape):
     name = "dolly"
     fields = {"instruction": "instruction", "context": "context", "response": "response"}
     required = ("instruction", "response")
-
-    def messages(self, row: Any) -> list[dict[str, str]]:
-        prompt = join_input(self.value(row, "instruction"), self.value(row, "context", optional=True))
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": self.value(row, "response")}]
+    extra_key, answer_key = "context", "response"
 
 
 @register
-class AlpacaShape(Shape):
+class AlpacaShape(InstructionShape):
     name = "alpaca"
     fields = {"instruction": "instruction", "input": "input", "output": "output"}
     required = ("instruction", "output")
-
-    def messages(self, row: Any) -> list[dict[str, str]]:
-        prompt = join_input(self.value(row, "instruction"), self.value(row, "input", optional=True))
-        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": self.value(row, "output")}]
+    extra_key, answer_key = "input", "output"
 
 
 def shape_names() -> list[str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import open_text
+from pipeline.rowfiles import iter_rows
 
 
 @dataclass
@@ -25,9 +24,7 @@ class Scores:
 
 def read_texts(path: Path, field: str, limit_chars: int) -> str:
     """Text of `field` from a JSON array or JSONL file (plain or .gz), up to about `limit_chars`."""
-    with open_text(path) as handle:
-        raw = handle.read()
-    rows = json.loads(raw) if raw.lstrip().startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
+    rows = [row.data for row in iter_rows(path) if isinstance(row.data, dict)]
     texts, size = [], 0
     for row in reversed(rows):  # the end of the file: least likely to overlap what a recipe trains on
         if isinstance(row.get(field), str) and row[field].strip():
