@@ -97,6 +97,8 @@ def test_saved_dataset_folder_and_local_hub_layout_folder(tmp_path: Path) -> Non
     datasets.Dataset.from_list(ALPACA_ROWS * 3).to_parquet(str(hub / "train-00000-of-00001.parquet"))
     records = imported(tmp_path, dataset=str(hub.parent), split="train", limit=4)
     assert len(records) == 4 and turns(records[1])[1] == ("assistant", "Hi!")
+    streamed = imported(tmp_path, dataset=str(hub.parent), split="train", streaming=True, limit=4)
+    assert streamed == records
 
 
 def test_field_mapping_overrides_with_named_and_detected_format(tmp_path: Path) -> None:
