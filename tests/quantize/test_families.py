@@ -45,6 +45,10 @@ FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
     "falcon-40b": ("falcon", lambda: FalconConfig(  # new decoder: ln_attn + ln_mlp, 2 grouped KV heads
         vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
         new_decoder_architecture=True, parallel_attn=True, bias=False, alibi=False, max_position_embeddings=256)),
+    "falcon-11b": ("falcon", lambda: FalconConfig(  # new decoder with one shared LayerNorm (Falcon 2 11B)
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
+        new_decoder_architecture=True, num_ln_in_parallel_attn=1, parallel_attn=True, bias=False, alibi=False,
+        max_position_embeddings=256)),
 }
 
 
