@@ -90,8 +90,12 @@ def families(tokens: int) -> None:
                  f"quantize stage (outtype f32, q8_0, q4_0). Top-1 next-token agreement with the transformers model "
                  f"and perplexity on {tokens} held-out tokens (the last Alpaca-subset outputs), 512-token windows.",
         "rows": results,
-        "notes": ["The F32 column checks the conversion itself: a mapping error (wrong row order, a dropped bias, KV heads grouped wrongly) drops agreement far below 1. tests/quantize/test_families.py holds the tighter checks (max abs logit difference < 1e-2, identical greedy tokens).",
-                  "These models are barely fitted (perplexity in the thousands): their top-1 choices are dominated by a few frequent tokens, so the Q8_0 and Q4_0 columns say little about a trained checkpoint; the 135M table above is the realistic one for quantization loss."],
+        "notes": ["The F32 column checks the conversion itself: a mapping error (wrong row order, a dropped bias, KV "
+                   "heads grouped wrongly) drops agreement far below 1. tests/quantize/test_families.py holds the "
+                   "tighter checks (max abs logit difference < 1e-2, identical greedy tokens).",
+                  "These models are barely fitted (perplexity in the thousands): their top-1 choices are dominated by a"
+                   " few frequent tokens, so the Q8_0 and Q4_0 columns say little about a trained checkpoint; the 135M "
+                   "table above is the realistic one for quantization loss."],
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     })
 
