@@ -113,15 +113,18 @@ class Handler(BaseHTTPRequestHandler):
         elif "[drop]" in prompt and attempt == 1:
             self.close_connection = True
             self.connection.shutdown(2)
+        elif "[slow]" in prompt and attempt == 1:
+            time.sleep(self.server.slow_s)  # past the client's timeout: nobody reads this answer
+            self.answer(body, prompt, delivered=False)
         else:
-            if "[slow]" in prompt and attempt == 1:
-                time.sleep(self.server.slow_s)
             self.answer(body, prompt)
 
-    def answer(self, body: dict[str, Any], prompt: str) -> None:
+    def answer(self, body: dict[str, Any], prompt: str, delivered: bool = True) -> None:
+        """A 200 answer; `answered` counts only those a client can still receive (a late one is not)."""
         text = f"Answer to: {prompt}"
-        with self.server.lock:
-            self.server.answered[prompt] += 1
+        if delivered:
+            with self.server.lock:
+                self.server.answered[prompt] += 1
         self.send_json(200, {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
