@@ -193,12 +193,10 @@ class PairReader:
                  source_field: str | None = "source") -> None:
         if fmt != "auto" and fmt not in SHAPES:
             raise ValueError(f"format {fmt!r}: known formats are {', '.join(shape_names())}")
-        self.default_source, self.fmt, self.overrides, self.source_field = default_source, fmt, fields, source_field
+        self.default_source, self.overrides, self.source_field = default_source, fields, source_field
         self.shape: Shape | None = SHAPES[fmt](fields) if fmt != "auto" else None
 
-    def detect(self, row: Any) -> Shape:
-        if not isinstance(row, Mapping):
-            raise ShapeError("(row)", f"expected an object, got {type(row).__name__}")
+    def detect(self, row: Mapping[str, Any]) -> Shape:
         for cls in SHAPES.values():
             if self.overrides and set(self.overrides) - set(cls.fields):
                 continue  # remapped fields name another shape's columns
@@ -209,10 +207,10 @@ class PairReader:
 
     def record(self, row: Any) -> Record:
         """One row -> Record; ShapeError names the column that does not fit."""
-        if self.shape is None:
-            self.shape = self.detect(row)
         if not isinstance(row, Mapping):
             raise ShapeError("(row)", f"expected an object, got {type(row).__name__}")
+        if self.shape is None:
+            self.shape = self.detect(row)
         turns = self.shape.messages(row)
         if not turns:
             raise ShapeError(next(iter(self.shape.columns.values())), "no turns")

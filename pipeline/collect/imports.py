@@ -106,9 +106,11 @@ def describe(src: ImportSource, data_dir: Path) -> str:
     local = local_inputs(src, data_dir)
     saved = src.dataset is not None and is_saved_dataset(Path(expand(src.dataset, data_dir)))
     if (local and all(p.is_file() for p in local)) or saved:
-        records = list(import_records(src.model_copy(update={"skip_bad": True}), data_dir))
-        tokens = sum(len(m.content) for r in records for m in r.messages) // 4
-        return f"import {src.name}: {origin}: {len(records):,} rows, ~{tokens:,} tokens (characters / 4)"
+        rows = chars = 0
+        for record in import_records(src.model_copy(update={"skip_bad": True}), data_dir):
+            rows += 1
+            chars += sum(len(m.content) for m in record.messages)
+        return f"import {src.name}: {origin}: {rows:,} rows, ~{chars // 4:,} tokens (characters / 4)"
     if src.rows:
         count = min(src.rows, src.limit) if src.limit else src.rows
         return f"import {src.name}: {origin}: {count:,} rows (dataset card; not read here)"

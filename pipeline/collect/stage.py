@@ -163,16 +163,15 @@ def ask_teacher(cfg: PipelineConfig, prompts: list[Prompt], out: Path) -> tuple[
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     """Imports are written first (a bad row stops before any teacher call), then the teacher's answers."""
     collect = cfg.collect
-    wants_teacher = bool(prompt_sources(collect))
+    if not collect.sources:
+        raise ValueError("collect: no sources (collect.sources is empty)")
     prompts: list[Prompt] = []
     gathered = GatherStats()
-    if wants_teacher:
+    if prompt_sources(collect):
         api_key(collect.teacher)  # a missing key variable stops here, before any work
         prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
         if not prompts:
             raise ValueError("collect: the prompt sources gave no prompts (check collect.sources)")
-    if not collect.sources:
-        raise ValueError("collect: no sources (collect.sources is empty)")
     out = run_dir.stage_dir("collect")
     tally, imports = Tally(), ImportTally()
     records: list[Record] = []

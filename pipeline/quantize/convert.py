@@ -92,9 +92,6 @@ class Converter:
     def check(self) -> None:
         """Refuse configurations llama.cpp would compute differently (naming the field), before writing."""
 
-    def start(self) -> None:
-        """Per-file state, before the first tensor."""
-
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         raise NotImplementedError
 
@@ -110,7 +107,6 @@ class Converter:
         """Write the GGUF under a temporary name, renamed only when complete."""
         file_type, _ = OUTTYPES[self.outtype]
         self.check()
-        self.start()
         with atomic_path(out) as tmp:
             w = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[self.arch])
             w.add_name(name)
@@ -193,11 +189,25 @@ class GPTJ(Converter):
 
     arch = gguf.MODEL_ARCH.PHI2
     default_pre = "gpt-2"
+    WHOLE_MODEL = {"transformer.wte.weight": "token_embd.weight", "transformer.ln_f.weight": "output_norm.weight",
+                   "transformer.ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight",
+                   "lm_head.bias": "output.bias"}
+    PER_BLOCK = {"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
+                 "mlp.fc_in.weight": "ffn_up.weight", "mlp.fc_in.bias": "ffn_up.bias",
+                 "mlp.fc_out.weight": "ffn_down.weight", "mlp.fc_out.bias": "ffn_down.bias",
+                 "attn.out_proj.weight": "attn_output.weight"}
+
+    def __init__(self, model_dir: Path, config: dict[str, Any], outtype: str) -> None:
+        super().__init__(model_dir, config, outtype)
+        self.pending: dict[int, dict[str, np.ndarray]] = {}  # q, k, v of a block until all three are read
 
     def check(self) -> None:
         refuse_if(self, "activation_function", lambda v: v not in (None, "gelu_new"), "llama.cpp's phi2 uses tanh GELU")
         refuse_if(self, "tie_word_embeddings", bool, "phi2 needs its own LM head with a bias")
         refuse_rope_scaling(self)
+
+    def rotary_dim(self) -> int:
+        return self.config.get("rotary_dim") or self.hparam("n_embd") // self.hparam("n_head")
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         hidden = self.hparam("n_embd")
@@ -209,36 +219,26 @@ class GPTJ(Converter):
         w.add_head_count(heads)
         w.add_head_count_kv(heads)
         w.add_layer_norm_eps(self.hparam("layer_norm_epsilon"))
-        w.add_rope_dimension_count(self.config.get("rotary_dim") or hidden // heads)
+        w.add_rope_dimension_count(self.rotary_dim())
         w.add_rope_freq_base(10000.0)  # GPT-J's fixed base
         w.add_vocab_size(self.hparam("vocab_size"))
-
-    def start(self) -> None:
-        self.pending: dict[int, dict[str, np.ndarray]] = {}
 
     def map_tensor(self, name: str, data: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
         if name.endswith((".attn.bias", ".attn.masked_bias")):
             return  # causal-mask buffers, not weights
-        simple = {"transformer.wte.weight": "token_embd.weight", "transformer.ln_f.weight": "output_norm.weight",
-                  "transformer.ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight",
-                  "lm_head.bias": "output.bias"}
-        if name in simple:
-            yield simple[name], data
+        if name in self.WHOLE_MODEL:
+            yield self.WHOLE_MODEL[name], data
             return
         bid, part = block_index(name), name.split(".", 3)[3]
-        per_block = {"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
-                     "mlp.fc_in.weight": "ffn_up.weight", "mlp.fc_in.bias": "ffn_up.bias",
-                     "mlp.fc_out.weight": "ffn_down.weight", "mlp.fc_out.bias": "ffn_down.bias",
-                     "attn.out_proj.weight": "attn_output.weight"}
-        if part in per_block:
-            yield f"blk.{bid}.{per_block[part]}", data
+        if part in self.PER_BLOCK:
+            yield f"blk.{bid}.{self.PER_BLOCK[part]}", data
             if part == "attn.out_proj.weight":  # phi2 requires an output bias; GPT-J has none
                 yield f"blk.{bid}.attn_output.bias", np.zeros(data.shape[0], dtype=np.float32)
         elif part in ("attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight"):
             parts = self.pending.setdefault(bid, {})
             parts[part[5]] = data
             if len(parts) == 3:  # one fused [q; k; v], with q and k rows in neox order
-                heads, rot = self.hparam("n_head"), self.config.get("rotary_dim") or data.shape[0] // self.hparam("n_head")
+                heads, rot = self.hparam("n_head"), self.rotary_dim()
                 q, k = (interleaved_to_halves(parts[x], heads, rot) for x in "qk")
                 yield f"blk.{bid}.attn_qkv.weight", np.concatenate([q, k, parts["v"]])
                 del self.pending[bid]
@@ -302,7 +302,7 @@ class Falcon(Converter):
         refuse_rope_scaling(self)
 
     def kv_heads(self) -> int:
-        # FINDINGS: FalconConfig.num_kv_heads is not reliable for 7B-style configs; derive it.
+        # transformers' FalconConfig.num_kv_heads is not reliable for 7B-style configs: derive it.
         if self.config.get("new_decoder_architecture"):
             return self.hparam("num_kv_heads", "n_head_kv")
         if self.config.get("multi_query", True):

@@ -24,7 +24,12 @@ class Scores:
 
 def read_texts(path: Path, field: str, limit_chars: int) -> str:
     """Text of `field` from a JSON array or JSONL file (plain or .gz), up to about `limit_chars`."""
-    rows = [row.data for row in iter_rows(path) if isinstance(row.data, dict)]
+    rows = []
+    for row in iter_rows(path):
+        if row.error:
+            raise ValueError(f"{row.where}: {row.error}")
+        if isinstance(row.data, dict):
+            rows.append(row.data)
     texts, size = [], 0
     for row in reversed(rows):  # the end of the file: least likely to overlap what a recipe trains on
         if isinstance(row.get(field), str) and row[field].strip():
