@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,7 @@ class Outcome:
 
     model: GPT4All | None = None
     stopped_by_sequence: bool = False
-
-    @property
-    def stats(self) -> GenerationStats:
-        assert self.model is not None
-        return self.model.stats
+    stats: GenerationStats = field(default_factory=GenerationStats)  # this request's, copied under the lock
 
     @property
     def finish_reason(self) -> str:
@@ -135,11 +131,14 @@ async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcom
                         break
                     post("piece", piece)
                 outcome.stopped_by_sequence = scanner.stopped
-                post("done")
             except Exception as exc:
                 post("error", exc)
+                return
             finally:
                 stream.close()  # type: ignore[attr-defined]  # releases the model for the next request
+                # The model's stats belong to whichever request ran last: copy them before the lock goes.
+                outcome.stats = replace(outcome.model.stats)
+            post("done")
 
     threading.Thread(target=worker, daemon=True, name="generation").start()
     kind, value = await queue.get()
@@ -194,9 +193,9 @@ def create_app(pool: ModelPool) -> FastAPI:
             if err["type"] == "json_invalid":
                 problems.append(f"the request body is not valid JSON ({err['ctx'].get('error', 'parse error')})")
                 continue
-            field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
-            first = first or field
-            problems.append(f"{field}: {err['msg']}")
+            param = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            first = first or param
+            problems.append(f"{param}: {err['msg']}")
         message = "; ".join(problems)
         return JSONResponse(protocol.error_body(message, "invalid_request_error", first), status_code=400)
 

@@ -102,3 +102,15 @@ def test_prompt_over_the_context_is_a_400(client: openai.OpenAI) -> None:
     assert info.value.body["code"] == "context_length_exceeded"
     # The server still answers afterwards.
     assert client.chat.completions.create(model=MODEL, messages=ask("hi"), max_tokens=3).choices[0].message.content
+
+
+def test_concurrent_requests_each_get_their_own_usage(client: openai.OpenAI) -> None:
+    # The model's stats belong to whichever request ran last; each answer must report its own.
+    def complete(n: int) -> tuple[int, int, str]:
+        reply = client.completions.create(model=MODEL, prompt=f"List the numbers from 1 to 50: 1, 2, 3, {n},",
+                                          max_tokens=n, temperature=0)
+        return n, reply.usage.completion_tokens, reply.choices[0].finish_reason
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(complete, range(1, 33)))
+    assert results == [(n, n, "length") for n in range(1, 33)]
