@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from pipeline.processes import is_main
 from runtime.registry import sha256_file
 
 if TYPE_CHECKING:
@@ -173,5 +174,6 @@ def execute(stage: Stage, cfg: PipelineConfig, run: RunDir, force: bool = False)
         versions=package_versions(),
         git_sha=git_sha(),
     )
-    run.write_manifest(manifest)
+    if is_main():  # the other ranks of a multi-process launch only help compute it
+        run.write_manifest(manifest)
     return manifest, True

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
+from pipeline import processes
 from pipeline.artifacts import RunDir, Stage, atomic_path, execute
 from pipeline.collect import stage as collect_stage
 from pipeline.curate import stage as curate_stage
@@ -36,7 +38,9 @@ STAGE_HELP = {
     "quantize": "Convert to GGUF and quantize -> quantize/*.gguf, models.json.",
 }
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="GPT4All-style pipeline, stage by stage.")
+# Plain tracebacks: a worker's error reaches `accelerate launch` users line by line, prefixed with its rank.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GPT4All-style pipeline, stage by stage.")
 console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML recipe (configs/*.yaml).")]
@@ -51,7 +55,7 @@ def resolve(config: Path | None, overrides: list[str] | None, run_dir: Path | No
     try:
         cfg = load_config(config, overrides or [])
     except ConfigError as exc:
-        console.print(f"[red]config error[/red]\n{exc}", highlight=False)
+        console.print(f"[red]config error[/red]\n{escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     return cfg, RunDir(run_dir or cfg.run_dir())
 
@@ -70,15 +74,28 @@ def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool, 
             stage = STAGES[name]
             typer.echo(stage.plan(cfg) if stage.plan else f"{name}: nothing to estimate")
         return
-    save_resolved_config(cfg, run)
+    if processes.world_size() > 1 and names != ["train"]:
+        console.print(f"only train runs under a multi-process launch (got {', '.join(names)}); run the other "
+                      "stages with plain `python -m pipeline`", markup=False, highlight=False)
+        raise typer.Exit(2)
+    if processes.is_main():
+        save_resolved_config(cfg, run)
     for name in names:
         try:
             manifest, ran = execute(STAGES[name], cfg, run, force=force)
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
-            console.print(f"[red]{name} failed:[/red] {exc}", highlight=False)
+            # markup=False: messages such as gloo's hold [brackets] that rich would parse and choke on
+            console.print(f"{who()}{name} failed: {exc}", style="red", markup=False, highlight=False)
             raise typer.Exit(1) from None
-        verb = "done" if ran else "up to date, skipped (--force reruns it)"
-        console.print(f"[green]{name}[/green] {verb}: {manifest.counts} ({manifest.wall_time_s:.1f}s)", highlight=False)
+        if processes.is_main():
+            verb = "done" if ran else "up to date, skipped (--force reruns it)"
+            console.print(f"[green]{name}[/green] {verb}: {escape(str(manifest.counts))} "
+                          f"({manifest.wall_time_s:.1f}s)", highlight=False)
+
+
+def who() -> str:
+    """'rank 1/2: ' in a worker of a multi-process launch, else nothing."""
+    return f"rank {processes.rank()}/{processes.world_size()}: " if processes.world_size() > 1 else ""
 
 
 def print_summary(cfg: PipelineConfig, run: RunDir) -> None:
@@ -86,10 +103,10 @@ def print_summary(cfg: PipelineConfig, run: RunDir) -> None:
     model = run.root / "quantize" / f"{cfg.run.name}-{cfg.quantize.types[0]}.gguf"
     lines = [("leaderboard", run.root / "eval" / "leaderboard.md"), ("data map", run.root / "curate" / "map.html"),
              ("curation report", run.root / "curate" / "report.md"), ("model", model)]
-    console.print("\n[bold]run finished[/bold]: " + str(run.root), highlight=False)
+    console.print("\n[bold]run finished[/bold]: " + escape(str(run.root)), highlight=False)
     for label, path in lines:
-        console.print(f"  {label:16} {path}", highlight=False)
-    console.print(f"  chat with it:    make chat   (or: python -m runtime chat {model})", highlight=False)
+        console.print(f"  {label:16} {path}", markup=False, highlight=False)
+    console.print(f"  chat with it:    make chat   (or: python -m runtime chat {model})", markup=False, highlight=False)
 
 
 def make_stage_command(name: str, stages: list[str], help_text: str) -> None:
@@ -140,4 +157,5 @@ def build_leaderboard(
 
 
 def main() -> None:
+    processes.exit_with_launcher()
     app()

@@ -35,7 +35,8 @@ class Example:
 
     @property
     def trained_tokens(self) -> int:
-        return sum(1 for label in self.labels if label != IGNORE)
+        """Labels that carry loss; nothing predicts the first token, so it never does."""
+        return sum(1 for label in self.labels[1:] if label != IGNORE)
 
 
 @dataclass
@@ -176,7 +177,7 @@ def padded_batch(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor
 class Batch:
     tensors: dict[str, torch.Tensor]
     real_tokens: int  # tokens that are not padding
-    trained_tokens: int  # tokens that carry loss
+    trained_tokens: int  # tokens that carry loss (labels the model is scored on, after its one-token shift)
 
 
 def epoch_batches(examples: list[Example], batch_size: int, max_length: int, packing: bool, pad_id: int,
@@ -191,5 +192,5 @@ def epoch_batches(examples: list[Example], batch_size: int, max_length: int, pac
     else:
         groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         tensors = [padded_batch(group, pad_id) for group in groups]
-    return [Batch(t, sum(len(e.input_ids) for e in g), sum(e.trained_tokens for e in g))
+    return [Batch(t, sum(len(e.input_ids) for e in g), int((t["labels"][:, 1:] != IGNORE).sum()))
             for t, g in zip(tensors, groups, strict=True)]

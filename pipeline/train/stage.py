@@ -13,7 +13,8 @@ from pipeline.config import PipelineConfig
 from pipeline.plots import figure
 from pipeline.pairs import read_pairs
 from pipeline.train.data import encode_all, split
-from pipeline.train.loop import per_example_losses, train
+from pipeline.train.backend import make_accelerator, plain_model
+from pipeline.train.loop import example_losses, train
 from pipeline.train.model import load_model, load_tokenizer
 
 
@@ -48,29 +49,46 @@ def loss_curve(log: Path, out: Path) -> None:
 
 
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
+    """Train in this process, or as one rank of `accelerate launch`: then every rank trains its share and
+    only the main process writes losses, adapter, merged model and plot."""
+    from accelerate.utils import set_seed
+
     t = cfg.train
     path = input_path(cfg, run_dir)
     records = list(read_pairs(path))
     if not records:
         raise ValueError(f"{path}: no records to train on")
     out = run_dir.stage_dir("train")
+    accelerator = make_accelerator(t)  # first: sharded backends want the process group before the model
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    from accelerate.utils import set_seed
-
-    set_seed(cfg.run.seed)  # before the model: LoRA's initial A matrices are drawn here
+    set_seed(cfg.run.seed)  # before the model: LoRA's initial A matrices are drawn here, alike on every rank
     model, source = load_model(t, dtype)
     tokenizer = load_tokenizer(source)
     examples, stats = encode_all(records, tokenizer, t.template, t.max_length, t.too_long)
     train_set, val_set = split(examples, t.validation_fraction, cfg.run.seed)
-    model, history = train(t, model, train_set, val_set, tokenizer.pad_token_id, out, cfg.run.seed)
-    device = next(model.parameters()).device
-    losses = per_example_losses(model, train_set, tokenizer.pad_token_id, device)
+    model = train(accelerator, t, model, train_set, val_set, tokenizer.pad_token_id, out, cfg.run.seed)
+    losses = example_losses(accelerator, model, train_set, tokenizer.pad_token_id)
+    trained = plain_model(accelerator, model, lambda: load_model(t, dtype)[0])
+    counts: dict[str, int | float] = {
+        "records": stats.records, "examples": len(examples), "train": len(train_set), "validation": len(val_set),
+        "truncated": stats.truncated, "dropped_too_long": stats.dropped_too_long,
+        "dropped_no_target": stats.dropped_no_target, "processes": accelerator.num_processes,
+    }
+    if trained is not None:  # the main process
+        save_outputs(trained, tokenizer, losses, out, t.method == "lora")
+        counts.update(validation_ends(out / "log.jsonl"))
+    accelerator.end_training()
+    return counts
+
+
+def save_outputs(model, tokenizer, losses: list[tuple[str, float, int]], out: Path, lora: bool) -> None:  # noqa: ANN001
+    """losses.jsonl, the adapter (LoRA), the merged model with its tokenizer, and the loss curve."""
     with atomic_path(out / "losses.jsonl") as tmp:
         tmp.write_text("".join(json.dumps({"id": i, "loss": round(loss, 5), "tokens": n}) + "\n" for i, loss, n in losses))
-    if t.method == "lora":
+    if lora:
         save_folder(out / "adapter", model.save_pretrained)
         model = model.merge_and_unload()
-    model = model.to(torch.float32 if not torch.cuda.is_available() else dtype)
+    model = model.to(torch.float32 if not torch.cuda.is_available() else model.dtype)
     model.config.use_cache = True  # for whoever generates with the merged model
 
     def write_merged(folder: Path) -> None:
@@ -79,15 +97,12 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
 
     save_folder(out / "merged", write_merged)
     loss_curve(out / "log.jsonl", out / "loss.png")
-    counts: dict[str, int | float] = {
-        "records": stats.records, "examples": len(examples), "train": len(train_set), "validation": len(val_set),
-        "truncated": stats.truncated, "dropped_too_long": stats.dropped_too_long,
-        "dropped_no_target": stats.dropped_no_target,
-    }
-    if history:
-        counts["val_loss_first"] = history[0]["val_loss"]
-        counts["val_loss_last"] = history[-1]["val_loss"]
-    return counts
+
+
+def validation_ends(log: Path) -> dict[str, float]:
+    """The first and last validation loss of the run (from the log, so a resumed run has both)."""
+    val = [row["val_loss"] for row in map(json.loads, log.read_text().splitlines()) if "val_loss" in row]
+    return {"val_loss_first": val[0], "val_loss_last": val[-1]} if val else {}
 
 
 # Parameter counts of the paper recipes' base models, for the dry-run estimate when no config.json is at hand.
