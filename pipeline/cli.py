@@ -143,7 +143,7 @@ def rebuild_map(config: ConfigOption = None, run_dir: RunDirOption = None) -> No
     from pipeline.curate.maps import recolor
 
     cfg, run = resolve(config, [], run_dir)
-    typer.echo(str(recolor(run.root)))
+    typer.echo(str(recolor(run.root, cfg.curate.map)))
 
 
 @app.command(name="leaderboard", help="Gather every runs/*/eval/results.json plus the report's published rows.")

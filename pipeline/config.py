@@ -218,14 +218,19 @@ class MinHashConfig(Switch):
 class SemanticConfig(Switch):
     """Semantic duplicates (v1.3-groovy): all-MiniLM-L6-v2 embeddings, cosine similarity, faiss."""
 
+    embedder: Literal["static", "minilm"] = Field(
+        "static", description="static = model2vec distilled from all-MiniLM-L6-v2 (~1M texts in minutes); "
+                              "minilm = the transformer itself (~9 texts/s per core).")
     threshold: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="Texts per MiniLM batch (embedder: minilm).")
 
 
 class MapConfig(Switch):
-    """A 2-D map of every record (kept and removed): Nomic Atlas with NOMIC_API_KEY, else local."""
+    """A 2-D map of the records (kept and removed): all in Nomic Atlas with NOMIC_API_KEY, else a local
+    page of a seeded sample stratified by source and kept/removed."""
 
-    max_points: int = Field(50000, ge=10)
+    max_points: int = Field(5000, ge=10, description="Records in the local map's sample.")
+    max_html_mb: float = Field(5.0, gt=0, description="Size cap of map.html (a smaller sample when over).")
     clusters: int = Field(8, ge=1)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from datasketch import MinHashLSH
+from tqdm import tqdm
 
 from pipeline.config import MinHashConfig, SemanticConfig
 from pipeline.records import normalize_text
@@ -108,54 +109,101 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Removals:
-    """MinHash LSH: records sharing a band are candidates, confirmed by their estimated Jaccard.
+class Groups:
+    """Union-find over positions; a group's root is its earliest member (the one kept)."""
 
-    The band layout (b bands of r rows) is datasketch's MinHashLSH choice for this threshold and
-    num_perm (it weighs false positives against false negatives); the band tables are plain dicts
-    over numpy-computed keys, which runs the LSH pass ~50x faster than MinHashLSH.insert/query. It
-    runs while the worker processes compute the next chunks' signatures.
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
+        self.parent[max(a, b)] = min(a, b)
+
+
+def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Removals:
+    """MinHash LSH over every record: records sharing a band are candidates, joined into one group when
+    their estimated Jaccard reaches the threshold; each group keeps its earliest record.
+
+    Every record goes into the band tables, removed or not, so a copy closer to an already-removed
+    duplicate than to the kept original still finds its group (A ~ B ~ C, C far from A: C goes with A).
+    The band layout (b bands of r rows) is datasketch's MinHashLSH choice for this threshold and num_perm;
+    the tables are plain dicts over numpy-computed keys, filled while worker processes compute the next
+    chunks' signatures.
     """
     layout = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
     tables: list[dict[int, list[int]]] = [{} for _ in range(layout.b)]
     sigs = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
-    removed: Removals = {}
+    groups = Groups(len(texts))
+    closest: dict[int, float] = {}  # position -> highest estimated Jaccard with a member of its group
     position = 0
-    for chunk in signature_chunks(texts, cfg, seed):
-        sigs[position : position + len(chunk)] = chunk
-        for sig, keys in zip(chunk, band_keys(chunk, layout.b, layout.r).tolist(), strict=True):
-            candidates = sorted({c for table, key in zip(tables, keys, strict=True) for c in table.get(key, ())})
-            for candidate in candidates:
-                similarity = float(np.mean(sigs[candidate] == sig))
-                if similarity >= cfg.threshold:
-                    removed[position] = (candidate, f"estimated Jaccard {similarity:.2f}")
-                    break
-            else:
+    with tqdm(total=len(texts), desc="minhash", unit="rec", disable=len(texts) < 10000) as bar:
+        for chunk in signature_chunks(texts, cfg, seed):
+            sigs[position : position + len(chunk)] = chunk
+            for sig, keys in zip(chunk, band_keys(chunk, layout.b, layout.r).tolist(), strict=True):
+                candidates = sorted({c for table, key in zip(tables, keys, strict=True) for c in table.get(key, ())})
+                for candidate in candidates:
+                    if groups.find(candidate) == groups.find(position):
+                        continue
+                    similarity = float(np.mean(sigs[candidate] == sig))
+                    if similarity >= cfg.threshold:
+                        groups.join(candidate, position)
+                        for member in (candidate, position):
+                            closest[member] = max(closest.get(member, 0.0), similarity)
                 for table, key in zip(tables, keys, strict=True):
                     table.setdefault(key, []).append(position)
-            position += 1
+                position += 1
+            bar.update(len(chunk))
+    removed: Removals = {}
+    for member in range(len(texts)):
+        if (root := groups.find(member)) != member:
+            removed[member] = (root, f"estimated Jaccard {closest[member]:.2f} with a record of its group")
     return removed
 
 
-def semantic_duplicates(vectors: np.ndarray, cfg: SemanticConfig) -> Removals:
-    """Pairs of unit vectors with cosine >= threshold (faiss: exact under 50k records, HNSW above)."""
+EXACT_SEARCH_UP_TO = 50_000  # records; above, an inverted-file index (~sqrt(n) cells, a few probed per query)
+
+
+def neighbour_index(data: np.ndarray, seed: int):  # noqa: ANN201 - a faiss index holding `data`
+    """Exact inner product for small sets; IVF above (trained on a sample), which finds close pairs such as
+    near-duplicates almost always while scanning ~1/1000 of a million vectors per query."""
     import faiss
 
-    n, dim = vectors.shape
+    n, dim = data.shape
+    if n <= EXACT_SEARCH_UP_TO:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        cells = int(8 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(seed).choice(n, min(n, 40 * cells), replace=False)
+        index.train(data[np.sort(sample)])
+        index.nprobe = 6
+    index.add(data)
+    return index
+
+
+def semantic_duplicates(vectors: np.ndarray, cfg: SemanticConfig, seed: int = 0) -> Removals:
+    """Pairs of unit vectors with cosine >= threshold; each record goes with the earliest it is close to
+    that is itself kept."""
+    n = len(vectors)
     if n < 2:
         return {}
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    if n <= 50_000:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-    index.add(data)
-    similarity, neighbours = index.search(data, min(16, n))
+    index = neighbour_index(data, seed)
     removed: Removals = {}
-    for position in range(n):
-        if position in removed:
-            continue
-        for sim, other in zip(similarity[position], neighbours[position], strict=True):
-            if other > position and sim >= cfg.threshold and other not in removed:
-                removed[int(other)] = (position, f"cosine {sim:.3f}")
+    step = 20_000
+    for start in tqdm(range(0, n, step), desc="semantic", unit="chunk", disable=n <= step):
+        similarity, neighbours = index.search(data[start : start + step], min(16, n))
+        for row, (sims, others) in enumerate(zip(similarity, neighbours, strict=True)):
+            position = start + row
+            for sim, other in sorted(zip(sims.tolist(), others.tolist(), strict=True), key=lambda pair: pair[1]):
+                if 0 <= other < position and sim >= cfg.threshold and other not in removed:
+                    removed[position] = (other, f"cosine {sim:.3f}")
+                    break
     return removed

@@ -29,6 +29,10 @@ class Filter:
     def reason(self, record: Record) -> str | None:
         raise NotImplementedError
 
+    def reasons(self, records: list[Record]) -> list[str | None]:
+        """A batch at once; filters that vectorize override this."""
+        return [self.reason(record) for record in records]
+
 
 class Malformed(Filter):
     rule = "malformed"
@@ -115,10 +119,9 @@ class Contaminated(Filter):
     def __init__(self, index: NgramIndex) -> None:
         self.index = index
 
-    def reason(self, record: Record) -> str | None:
-        text = "\n".join(m.content for m in record.messages)
-        hit = self.index.first_overlap(text)
-        return f"shares a {self.index.n}-gram with {hit[0]}: {hit[1]!r}" if hit else None
+    def reasons(self, records: list[Record]) -> list[str | None]:
+        hits = self.index.first_overlaps(["\n".join(m.content for m in r.messages) for r in records])
+        return [f"shares a {self.index.n}-gram with {hit[0]}: {hit[1]!r}" if hit else None for hit in hits]
 
 
 def build_filters(cfg: FiltersConfig, data_dir: Path) -> list[Filter]:

@@ -1,8 +1,9 @@
-"""The data map: every record (kept and removed) as a point, from its MiniLM embedding.
+"""The data map: records (kept and removed) as points, from their static MiniLM embeddings.
 
-With NOMIC_API_KEY set, the points go to Nomic Atlas (what GPT4All used). Otherwise a local map:
-UMAP to 2-D, a self-contained plotly page (curate/map.html: hover shows prompt and response, a menu
-colors by source / rule / cluster, and by per-example loss once train/losses.jsonl exists) and
+With NOMIC_API_KEY set, every record goes to Nomic Atlas (what GPT4All used). Otherwise a local map of a
+seeded random sample, stratified by source and kept/removed: UMAP to 2-D, a plotly page (curate/map.html
+beside plotly.min.js, nothing fetched; hover shows prompt and response, a menu colors by source / rule /
+cluster, and by per-example loss once train/losses.jsonl exists) held under a size cap, and
 curate/map.png. The 2-D points are kept in curate/map_points.jsonl so the map can be recolored later
 without recomputing anything.
 """
@@ -12,16 +13,20 @@ from __future__ import annotations
 import html
 import json
 import os
+import random
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.artifacts import atomic_path
+from pipeline.config import MapConfig
 from pipeline.plots import figure
 
-HOVER_CHARS = 300
-WEBGL_ABOVE = 5000  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
+HOVER_CHARS = 160
+WEBGL_ABOVE = 5000
+MIN_PER_STRATUM = 20  # small sources and rare outcomes still show up in a sample  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
 
 
 @dataclass
@@ -34,6 +39,28 @@ class MapPoint:
     x: float = 0.0
     y: float = 0.0
     cluster: int = 0
+
+
+def stratified_sample(strata: list[tuple[str, str]], limit: int, seed: int) -> list[int]:
+    """Indices of a seeded random sample of at most `limit` items, in input order: each stratum (e.g.
+    source, kept or removed) gets its proportional share, and at least MIN_PER_STRATUM (or all it has)."""
+    if len(strata) <= limit:
+        return list(range(len(strata)))
+    members: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, key in enumerate(strata):
+        members[key].append(index)
+    rng = random.Random(seed)
+    floor = {key: min(len(group), MIN_PER_STRATUM) for key, group in members.items()}
+    small = {key for key, group in members.items() if limit * len(group) / len(strata) < floor[key]}
+    budget = max(0, limit - sum(floor[key] for key in small))
+    rest = sum(len(members[key]) for key in members if key not in small)
+    chosen: list[int] = []
+    for key in sorted(members):
+        quota = floor[key] if key in small else budget * len(members[key]) // max(rest, 1)
+        chosen += rng.sample(members[key], min(quota, len(members[key])))
+    if len(chosen) > limit:  # more strata than room for their minimums: trim at random
+        chosen = rng.sample(chosen, limit)
+    return sorted(chosen)
 
 
 def project(vectors: np.ndarray, seed: int) -> np.ndarray:
@@ -118,12 +145,22 @@ def plotly_figure(points: list[MapPoint], losses: dict[str, float] | None = None
     return fig
 
 
-def write_local_map(points: list[MapPoint], out: Path, losses: dict[str, float] | None = None) -> None:
-    """map.html (self-contained: plotly.js inlined, nothing fetched) and map.png."""
-    fig = plotly_figure(points, losses)
-    with atomic_path(out / "map.html") as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+def write_local_map(points: list[MapPoint], out: Path, losses: dict[str, float] | None = None,
+                    max_bytes: int = 5_000_000, seed: int = 0) -> int:
+    """map.html (plotly.min.js beside it, nothing fetched) of at most `max_bytes`, and map.png; returns how
+    many points the page shows (a page over the cap is redrawn from a smaller stratified sample)."""
+    shown = points
+    while True:
+        with atomic_path(out / "map.html") as tmp:
+            plotly_figure(shown, losses).write_html(tmp, include_plotlyjs="directory", full_html=True)
+            size = tmp.stat().st_size
+            if size <= max_bytes or len(shown) <= MIN_PER_STRATUM:
+                break
+        strata = [(p.source, "kept" if p.rule == "kept" else "removed") for p in shown]
+        keep = stratified_sample(strata, int(len(shown) * max_bytes / size * 0.95), seed)
+        shown = [shown[i] for i in keep]
     write_png(points, out / "map.png")
+    return len(shown)
 
 
 def write_png(points: list[MapPoint], path: Path) -> None:
@@ -160,19 +197,21 @@ def read_losses(path: Path) -> dict[str, float] | None:
     return {row["id"]: float(row["loss"]) for row in map(json.loads, path.read_text().splitlines()) if row}
 
 
-def build_map(points: list[MapPoint], vectors: np.ndarray, out: Path, k: int, seed: int, run_name: str) -> str:
-    """Lay out, save and render the map; returns where it is."""
+def build_map(points: list[MapPoint], vectors: np.ndarray, out: Path, cfg: MapConfig, seed: int, run_name: str) -> str:
+    """Lay out, save and render the map (the points are the sample, or every record for Atlas)."""
     if len(points) > 0:
-        layout(points, vectors, k, seed)
+        layout(points, vectors, cfg.clusters, seed)
     save_points(points, out / "map_points.jsonl")
     if os.environ.get("NOMIC_API_KEY"):
         return upload_to_atlas(points, vectors, f"gpt4all-pipeline-{run_name}")
-    write_local_map(points, out, read_losses(out.parent / "train" / "losses.jsonl"))
+    write_local_map(points, out, read_losses(out.parent / "train" / "losses.jsonl"), int(cfg.max_html_mb * 1e6), seed)
     return str(out / "map.html")
 
 
-def recolor(run_root: Path) -> Path:
+def recolor(run_root: Path, cfg: MapConfig | None = None) -> Path:
     """Rebuild map.html from saved points, adding per-example loss if train/losses.jsonl exists."""
     out = run_root / "curate"
-    write_local_map(load_points(out / "map_points.jsonl"), out, read_losses(run_root / "train" / "losses.jsonl"))
+    cfg = cfg or MapConfig()
+    write_local_map(load_points(out / "map_points.jsonl"), out, read_losses(run_root / "train" / "losses.jsonl"),
+                    int(cfg.max_html_mb * 1e6))
     return out / "map.html"

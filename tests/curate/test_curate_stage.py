@@ -67,7 +67,7 @@ def planted(tmp_path: Path) -> tuple[Path, dict[str, Record]]:
 def curate(path: Path, tmp_path: Path, *extra: str) -> tuple[RunDir, dict]:
     cfg = load_config(None, [f"curate.input={path}", f"run.runs_dir={tmp_path / 'runs'}",
                              f"curate.filters.decontaminate.files=[{tmp_path}/eval/*.jsonl]",
-                             "curate.filters.length.min_response_chars=5", "curate.semantic.threshold=0.9", *extra])
+                             "curate.filters.length.min_response_chars=5", *extra])
     run = RunDir(cfg.run_dir())
     manifest, _ = execute(STAGES["curate"], cfg, run, force=True)
     return run, manifest.counts
