@@ -22,6 +22,7 @@ import json
 import random
 import subprocess
 import sys
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ def generate(n: int, path: Path) -> Plant:
     rng = random.Random(SEED)
     prompts, responses = sources()
     vocab = sorted({w for r in responses for w in r.split()})
-    contamination = [t for t in file_texts(Path("data/eval/hellaswag.jsonl.gz")) if len(t.split()) > 30][:2000]
+    contamination = [t for t in file_texts(Path("data/eval/hellaswag_val.jsonl.gz")) if len(t.split()) > 30][:2000]
     rows: list[tuple[str, str, int, str]] = []  # prompt, response, group, kind
     while len(rows) < n:
         roll = rng.random()
@@ -96,14 +97,15 @@ def generate(n: int, path: Path) -> Plant:
                 r = REFUSAL + " " + r
             elif roll < 0.091:
                 r = r + " " + rng.choice(contamination)
-            rows.append((p, r, len(rows), "refusal" if roll < 0.09 else "base"))
+            rows.append((p, r, len(rows), "refusal" if roll < 0.09 else "contaminated" if roll < 0.091 else "base"))
     order = list(range(n))
     rng.shuffle(order)
     plant = Plant()
     with path.open("w") as handle:
-        for i in order:
+        for line, i in enumerate(order):
             p, r, g, kind = rows[i]
-            handle.write(json.dumps({"prompt": p, "response": r, "source": "bench"}) + "\n")
+            messages = [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
+            handle.write(json.dumps({"id": f"L{line}", "source": "bench", "messages": messages, "meta": {}}) + "\n")
             plant.group.append(g)
             plant.kind.append(kind)
     return plant
@@ -130,40 +132,75 @@ def measured(command: list[str]) -> dict[str, float]:
     return {"wall": wall, "cpu": sum(cpu.values()), "peak_gib": peak / 2**30}
 
 
-def our_quality(run: Path, corpus: Path, plant: Plant) -> tuple[float, float]:
-    """Near-duplicate recall (planted edits removed as duplicates of their own group) and precision."""
-    group_of = {}
-    for line, g in zip(corpus.open(), plant.group, strict=True):
-        row = json.loads(line)
-        group_of.setdefault((row["prompt"], row["response"]), g)
-    id_group = {}
-    for name in ("pairs.jsonl", "removed.jsonl"):
-        for line in (run / "curate" / name).open():
-            row = json.loads(line)
-            messages = row.get("messages") or []
-            if len(messages) == 2:
-                id_group[row["id"]] = group_of.get((messages[0]["content"], messages[1]["content"]))
-    found = flagged = right = 0
-    for line in (run / "curate" / "removed.jsonl").open():
-        row = json.loads(line)
-        removed = row["removed"]
-        if removed["rule"] != "near_duplicate":
-            continue
-        flagged += 1
-        right += id_group.get(row["id"]) == id_group.get(removed["duplicate_of"])
-    planted = sum(1 for k in plant.kind if k in ("near", "chain"))
-    found = right
-    return found / planted, right / max(flagged, 1)
+def quality(plant: Plant, root: dict[int, int], removed_before: set[int]) -> tuple[float, float]:
+    """Dedupe recall and precision against the plant. `root`: each line removed as a duplicate -> the line
+    it was grouped with; `removed_before`: lines a filter removed before any dedupe step.
+
+    A planted group (an original and its exact and near copies; the corpus is shuffled, so any member may
+    come first) of an original pair (not a refusal or contaminated: those leave by filters) whose m members
+    reach the dedupe steps should lose m - 1 of them as duplicates of the group; recall is the share found.
+    Precision: duplicate removals grouped with a member of their own planted group."""
+    right = sum(plant.group[line] == plant.group[kept] for line, kept in root.items())
+    originals = {g for g, kind in zip(plant.group, plant.kind, strict=True) if kind == "base"}
+    members = Counter(g for line, g in enumerate(plant.group) if line not in removed_before)
+    planted = {g for g, kind in zip(plant.group, plant.kind, strict=True) if kind in ("exact", "near", "chain")}
+    expected = sum(members[g] - 1 for g in planted & originals if members[g] > 1)
+    found = sum(plant.group[line] == plant.group[kept] for line, kept in root.items() if plant.group[line] in originals)
+    return found / max(expected, 1), right / max(len(root), 1)
+
+
+def line_of(record_id: str) -> int:
+    return int(record_id[1:])
 
 
 def run_ours(corpus: Path, n: int, plant: Plant) -> dict:
     runs = OUT / "runs"
     stats = measured([sys.executable, "-m", "pipeline", "curate", f"curate.input={corpus}", f"run.runs_dir={runs}",
                       f"run.name=n{n}", "--force"])
-    recall, precision = our_quality(runs / f"n{n}", corpus, plant)
+    root, before = {}, set()
+    for text in (runs / f"n{n}" / "curate" / "removed.jsonl").open():
+        row = json.loads(text)
+        removed = row["removed"]
+        if removed["rule"] in ("exact_duplicate", "near_duplicate"):
+            root[line_of(row["id"])] = line_of(removed["duplicate_of"])
+        elif removed["rule"] != "semantic_duplicate":
+            before.add(line_of(row["id"]))
+    recall, precision = quality(plant, root, before)
     counts = json.loads((runs / f"n{n}" / "curate" / "manifest.json").read_text())["counts"]
     html = (runs / f"n{n}" / "curate" / "map.html").stat().st_size / 1e6
     return {**stats, "recall": recall, "precision": precision, "counts": counts, "map_mb": html}
+
+
+ROOTS = """
+import json, pickle, sys
+from datasets import load_from_disk
+uf = pickle.load(open(sys.argv[1] + "/uf.pkl", "rb"))
+kept = set(load_from_disk(sys.argv[1])["id"])
+roots = {}
+for line in range(int(sys.argv[2])):
+    if f"L{line}" not in kept:
+        roots[line] = uf.find(line)
+json.dump(roots, sys.stdout)
+"""
+
+
+def run_text_dedup(python: Path, corpus: Path, n: int, plant: Plant) -> dict:
+    """text-dedup 0.4's MinHash (the same 3-word shingles, 128 permutations, threshold 0.7, 2 processes) on
+    the same texts (prompt and response joined, as ours compares them); it has no filters."""
+    texts = OUT / f"text-dedup-{n}.jsonl"
+    with texts.open("w") as out:
+        for line in corpus.open():
+            row = json.loads(line)
+            out.write(json.dumps({"id": row["id"], "text": "\n".join(m["content"] for m in row["messages"])}) + "\n")
+    output = OUT / f"text-dedup-{n}"
+    stats = measured([str(python), "-m", "text_dedup.minhash", "--path", "json", "--data_files", str(texts),
+                      "--split", "train", "--cache_dir", str(OUT / "text-dedup-cache"), "--output", str(output),
+                      "--column", "text", "--num_perm", "128", "--threshold", "0.7", "--ngram", "3",
+                      "--num_proc", "2", "--min_length", "0", "--debug"])
+    found = subprocess.run([str(python), "-c", ROOTS, str(output), str(n)], check=True, capture_output=True, text=True)
+    root = {int(line): kept for line, kept in json.loads(found.stdout).items()}
+    recall, precision = quality(plant, root, set())
+    return {**stats, "recall": recall, "precision": precision, "removed": len(root)}
 
 
 def main() -> None:
@@ -178,18 +215,25 @@ def main() -> None:
         plant = generate(n, corpus)
         ours = run_ours(corpus, n, plant)
         print(n, ours, flush=True)
-        rows.append({"measure": f"{n:,} pairs, default config: wall / CPU time",
-                     "ours": f"{ours['wall']:.0f} s / {ours['cpu']:.0f} CPU-s", "baseline": "-", "ratio": "-",
+        peer = run_text_dedup(args.text_dedup, corpus, n, plant) if args.text_dedup else None
+        print(n, "text-dedup", peer, flush=True)
+        rows.append({"measure": f"{n:,} pairs: wall / CPU time (ours: the whole stage, default config)",
+                     "ours": f"{ours['wall']:.0f} s / {ours['cpu']:.0f} CPU-s",
+                     "baseline": f"{peer['wall']:.0f} s / {peer['cpu']:.0f} CPU-s (MinHash only)" if peer else "-",
+                     "ratio": f"{peer['wall'] / ours['wall']:.2f}x" if peer else "-",
                      "goal": "< 600 s wall" if n >= 1_000_000 else "-"})
         rows.append({"measure": f"{n:,} pairs: peak RSS of the process tree", "ours": f"{ours['peak_gib']:.2f} GiB",
-                     "baseline": "-", "ratio": "-", "goal": "< 6 GiB" if n >= 1_000_000 else "-"})
-        rows.append({"measure": f"{n:,} pairs: near-duplicate recall / precision (planted 1-2 word edits, chains)",
-                     "ours": f"{ours['recall']:.4f} / {ours['precision']:.4f}", "baseline": "-", "ratio": "-",
+                     "baseline": f"{peer['peak_gib']:.2f} GiB" if peer else "-",
+                     "ratio": f"{peer['peak_gib'] / ours['peak_gib']:.2f}x" if peer else "-",
+                     "goal": "< 6 GiB" if n >= 1_000_000 else "-"})
+        rows.append({"measure": f"{n:,} pairs: duplicate recall / precision (planted exact copies, 1-2 word edits, chains)",
+                     "ours": f"{ours['recall']:.4f} / {ours['precision']:.4f}",
+                     "baseline": f"{peer['recall']:.4f} / {peer['precision']:.4f}" if peer else "-", "ratio": "-",
                      "goal": ">= 0.99 / >= 0.999"})
         rows.append({"measure": f"{n:,} pairs: kept, removed by rule; map.html", "ours":
                      f"{ours['counts']['kept']:,} kept; " + ", ".join(f"{k[8:]} {v:,}" for k, v in ours["counts"].items()
                                                                     if k.startswith("removed_")) + f"; {ours['map_mb']:.1f} MB",
-                     "baseline": "-", "ratio": "-", "goal": "map.html <= 5 MB"})
+                     "baseline": f"{peer['removed']:,} removed" if peer else "-", "ratio": "-", "goal": "map.html <= 5 MB"})
     save("curate", {
         "title": "curate: the stage end to end at 100k and 1M pairs (default config)",
         "setup": "Generated corpus (see benchmarks/curate.py): real Alpaca/self-instruct prompts and responses with "
@@ -199,8 +243,15 @@ def main() -> None:
                  "dedupe, the map), 2 cores.",
         "rows": rows,
         "notes": ["Peak RSS sums every process of the stage's tree (the MinHash workers included), sampled every 0.2 s.",
-                  "Recall: planted near copies removed as near_duplicate with duplicate_of in their own group; "
-                  "precision: near_duplicate removals whose duplicate_of is in the same planted group."],
+                  "Recall and precision count exact and near duplicates together (text-dedup's MinHash removes both): "
+                  "a planted group of m members reaching the dedupe steps should lose m - 1; copies of refusals and "
+                  "contaminated pairs are left out (our filters remove them first). A copy of a short pair with 2 "
+                  "edits can be genuinely below the 0.7 Jaccard threshold and still counts as missed.",
+                  "text-dedup 0.4.0 runs from its own venv (its pins clash with ours: rich<14, urllib3<=2): "
+                  "`python3 -m venv benchmarks/.venv-textdedup; benchmarks/.venv-textdedup/bin/pip install "
+                  "text-dedup==0.4.0 --no-deps` plus datasets, scipy, xxhash, click, click-option-group, ftfy, "
+                  "regex, 'rich<14', bitarray, pybloom-live, zstandard, fire; then `python -m benchmarks.curate "
+                  "--text-dedup benchmarks/.venv-textdedup/bin/python`."],
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     })
 

@@ -229,7 +229,8 @@ class MapConfig(Switch):
     """A 2-D map of the records (kept and removed): all in Nomic Atlas with NOMIC_API_KEY, else a local
     page of a seeded sample stratified by source and kept/removed."""
 
-    max_points: int = Field(5000, ge=10, description="Records in the local map's sample.")
+    max_points: int = Field(4000, ge=10, description="Records in the local map's sample (UMAP's exact neighbours "
+                                                     "under 4096 points; above, pynndescent's JIT costs ~1 min).")
     max_html_mb: float = Field(5.0, gt=0, description="Size cap of map.html (a smaller sample when over).")
     clusters: int = Field(8, ge=1)
 
