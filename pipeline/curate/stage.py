@@ -42,7 +42,7 @@ def read_input(path: Path, skip_bad: bool) -> tuple[list[Record], list[Removal]]
     def keep_bad(row: Row, reason: str) -> None:
         bad.append(Removal("malformed", reason, line=row.number, raw=row.raw or json.dumps(row.data, default=str)))
 
-    records = list(read_pairs(path, on_bad=keep_bad if skip_bad else None))
+    records = list(tqdm(read_pairs(path, on_bad=keep_bad if skip_bad else None), desc="read", unit="rec", delay=2))
     return records, bad
 
 
