@@ -142,82 +142,109 @@ class Groups:
         self.parent[max(a, b)] = min(a, b)
 
 
+BUCKET_REACH = 16  # in a band bucket, each record is paired with up to this many earlier members
+
+
+def candidate_pairs(keys: np.ndarray) -> np.ndarray:
+    """(m, 2) distinct (earlier, later) position pairs that share a band key in some band.
+
+    Per band, a stable sort brings equal keys together in position order; each member is paired with the
+    BUCKET_REACH members before it in its bucket (all of them in all but huge buckets, where the verified
+    pairs still join the group through its nearer members)."""
+    found = []
+    for band in range(keys.shape[1]):
+        order = np.argsort(keys[:, band], kind="stable")
+        ordered = keys[order, band]
+        bucket = np.concatenate([[0], np.cumsum(ordered[1:] != ordered[:-1])])
+        for reach in range(1, BUCKET_REACH + 1):
+            same = np.flatnonzero(bucket[:-reach] == bucket[reach:])
+            if not len(same):
+                break
+            found.append(np.stack([order[same], order[same + reach]], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    return np.unique(pairs, axis=0)
+
+
 def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Removals:
     """MinHash LSH over every record: records sharing a band are candidates, joined into one group when
     their Jaccard reaches the threshold; each group keeps its earliest record.
 
-    Every record goes into the band tables, removed or not, so a copy closer to an already-removed
-    duplicate than to the kept original still finds its group (A ~ B ~ C, C far from A: C goes with A).
-    The band layout (b bands of r rows) is datasketch's MinHashLSH choice for the lowered threshold;
-    the tables are plain dicts over numpy-computed keys, filled while worker processes compute the next
-    chunks' signatures.
+    Every record is in the bands, so a copy closer to another copy than to the kept original still finds
+    its group (A ~ B ~ C, C far from A: C goes with A). The band layout (b bands of r rows) is
+    datasketch's MinHashLSH choice for the lowered threshold; band keys, candidate pairs and their
+    estimated Jaccard are whole-array numpy passes.
     """
     layout = MinHashLSH(threshold=max(0.2, cfg.threshold - CANDIDATE_SLACK), num_perm=cfg.num_perm)
-    tables: list[dict[int, list[int]]] = [{} for _ in range(layout.b)]
     sigs = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
-    groups = Groups(len(texts))
-    closest: dict[int, float] = {}  # position -> highest estimated Jaccard with a member of its group
+    keys = np.empty((len(texts), layout.b), dtype=np.uint64)
     position = 0
     with tqdm(total=len(texts), desc="minhash", unit="rec", disable=len(texts) < 10000) as bar:
         for chunk in signature_chunks(texts, cfg, seed):
             sigs[position : position + len(chunk)] = chunk
-            for sig, keys in zip(chunk, band_keys(chunk, layout.b, layout.r).tolist(), strict=True):
-                candidates = sorted({c for table, key in zip(tables, keys, strict=True) for c in table.get(key, ())})
-                for candidate in candidates:
-                    if groups.find(candidate) == groups.find(position):
-                        continue
-                    similarity = float(np.mean(sigs[candidate] == sig))
-                    if cfg.threshold - CANDIDATE_SLACK <= similarity < cfg.threshold + SURE_MARGIN:
-                        similarity = jaccard(texts[candidate], texts[position], cfg.ngram)  # too close to call
-                    if similarity >= cfg.threshold:
-                        groups.join(candidate, position)
-                        for member in (candidate, position):
-                            closest[member] = max(closest.get(member, 0.0), similarity)
-                for table, key in zip(tables, keys, strict=True):
-                    table.setdefault(key, []).append(position)
-                position += 1
+            keys[position : position + len(chunk)] = band_keys(chunk, layout.b, layout.r)
+            position += len(chunk)
             bar.update(len(chunk))
+    pairs = candidate_pairs(keys)
+    del keys
+    estimates = np.concatenate([(sigs[pairs[i : i + 100_000, 0]] == sigs[pairs[i : i + 100_000, 1]]).mean(axis=1)
+                                for i in range(0, len(pairs), 100_000)]) if len(pairs) else np.zeros(0)
+    groups = Groups(len(texts))
+    closest: dict[int, float] = {}  # position -> highest Jaccard with a member of its group
+    for (a, b), similarity in zip(pairs.tolist(), estimates.tolist(), strict=True):
+        if similarity < cfg.threshold - CANDIDATE_SLACK:
+            continue
+        if similarity < cfg.threshold + SURE_MARGIN:
+            similarity = jaccard(texts[a], texts[b], cfg.ngram)  # too close to call on the estimate
+        if similarity >= cfg.threshold:
+            groups.join(a, b)
+            for member in (a, b):
+                closest[member] = max(closest.get(member, 0.0), similarity)
     removed: Removals = {}
-    for member in range(len(texts)):
+    for member in closest:
         if (root := groups.find(member)) != member:
-            removed[member] = (root, f"estimated Jaccard {closest[member]:.2f} with a record of its group")
-    return removed
+            removed[member] = (root, f"Jaccard {closest[member]:.2f} with a record of its group")
+    return dict(sorted(removed.items()))
 
 
 EXACT_SEARCH_UP_TO = 50_000  # records; above, an inverted-file index (~sqrt(n) cells, a few probed per query)
+CHUNK_VECTORS = 20_000
 
 
-def neighbour_index(data: np.ndarray, seed: int):  # noqa: ANN201 - a faiss index holding `data`
-    """Exact inner product for small sets; IVF above (trained on a sample), which finds close pairs such as
-    near-duplicates almost always while scanning ~1/1000 of a million vectors per query."""
+def neighbour_index(vectors: np.ndarray, seed: int):  # noqa: ANN201 - a faiss index holding the vectors
+    """Exact inner product for small sets. Above, IVF (trained on a sample) over 8-bit scalar-quantized
+    vectors (a quarter of float32's memory): it finds close pairs such as near-duplicates almost always
+    while scanning ~1/1000 of a million vectors per query."""
     import faiss
 
-    n, dim = data.shape
+    n, dim = vectors.shape
     if n <= EXACT_SEARCH_UP_TO:
         index = faiss.IndexFlatIP(dim)
     else:
         cells = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, cells, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = 10
-        sample = np.random.default_rng(seed).choice(n, min(n, 20 * cells), replace=False)
-        index.train(data[np.sort(sample)])
+        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, 20 * cells), replace=False))
+        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
         index.nprobe = 4
-    index.add(data)
+    for start in range(0, n, CHUNK_VECTORS):
+        index.add(np.ascontiguousarray(vectors[start : start + CHUNK_VECTORS], dtype=np.float32))
     return index
 
 
 def semantic_duplicates(vectors: np.ndarray, cfg: SemanticConfig, seed: int = 0) -> Removals:
-    """Pairs of unit vectors with cosine >= threshold; each record goes with the earliest it is close to
-    that is itself kept."""
+    """Pairs of unit vectors (any float dtype) with cosine >= threshold; each record goes with the earliest
+    it is close to that is itself kept."""
     n = len(vectors)
     if n < 2:
         return {}
-    data = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = neighbour_index(data, seed)
+    index = neighbour_index(vectors, seed)
     removed: Removals = {}
-    step = 20_000
-    for start in tqdm(range(0, n, step), desc="semantic", unit="chunk", disable=n <= step):
-        similarity, neighbours = index.search(data[start : start + step], min(16, n))
+    for start in tqdm(range(0, n, CHUNK_VECTORS), desc="semantic", unit="chunk", disable=n <= CHUNK_VECTORS):
+        queries = np.ascontiguousarray(vectors[start : start + CHUNK_VECTORS], dtype=np.float32)
+        similarity, neighbours = index.search(queries, min(16, n))
         for row, (sims, others) in enumerate(zip(similarity, neighbours, strict=True)):
             position = start + row
             for sim, other in sorted(zip(sims.tolist(), others.tolist(), strict=True), key=lambda pair: pair[1]):

@@ -137,7 +137,7 @@ def draw_map(records: list[Record], curation: Curation, texts: list[str], c: Cur
         chosen = stratified_sample(strata, c.map.max_points, seed)
     points = [MapPoint(records[i].id, records[i].source, outcome[i], records[i].prompt, records[i].response)
               for i in chosen]
-    build_map(points, embed_texts([texts[i] for i in chosen]), out, c.map, seed, name)
+    build_map(points, embed_texts([texts[i] for i in chosen]).astype(np.float32), out, c.map, seed, name)
 
 
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:

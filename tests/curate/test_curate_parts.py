@@ -122,3 +122,20 @@ def test_map_html_stays_under_its_cap(tmp_path: Path) -> None:
     assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000  # beside the page, nothing fetched
     assert '<script charset="utf-8" src="plotly.min.js"></script>' in page.read_text()
     assert write_local_map(points[:200], tmp_path, max_bytes=5_000_000) == 200
+
+
+def test_semantic_duplicates_above_the_exact_search_size_use_ivf_and_find_the_planted_pairs() -> None:
+    import numpy as np
+
+    from pipeline.config import SemanticConfig
+    from pipeline.curate.dedupe import EXACT_SEARCH_UP_TO, semantic_duplicates
+
+    rng = np.random.default_rng(5)
+    n, planted = EXACT_SEARCH_UP_TO + 10_000, 300
+    vectors = rng.normal(size=(n, 64)).astype(np.float32)
+    originals = rng.choice(n - planted, planted, replace=False)
+    copies = np.arange(n - planted, n)
+    vectors[copies] = vectors[originals] + 0.15 * rng.normal(size=(planted, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    removed = semantic_duplicates(vectors.astype(np.float16), SemanticConfig(threshold=0.95), seed=1)
+    assert {position: kept for position, (kept, _) in removed.items()} == dict(zip(copies.tolist(), originals.tolist()))
