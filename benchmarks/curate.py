@@ -5,8 +5,8 @@ is a real prompt and response with half of their words swapped for words of the 
 pairs are distinct, Alpaca-length and word-realistic), plus planted problems: exact copies (3%), near
 copies with 1-2 word edits (4%), chains A ~ B ~ C where C is an edit of B (1%), refusals (1%) and pairs
 carrying a 13-gram of an evaluation set (0.1%). The stage runs as a user runs it (`python -m pipeline
-curate`), in its own process; reported: wall time, CPU time, peak RSS of the whole process tree (sampled
-every 0.2 s), near-duplicate recall and precision against the plant.
+curate`), in its own process; reported: wall time, CPU time, peak memory of the whole process tree
+(summed PSS, sampled every second), duplicate recall and precision against the plant.
 
 With --text-dedup PYTHON (a Python whose environment has text-dedup 0.4, e.g. a separate venv), its
 MinHash dedupe runs on the same corpus with the same shingles, permutations and threshold.
@@ -121,7 +121,8 @@ def measured(command: list[str]) -> dict[str, float]:
     """Wall time, CPU time and the peak memory of the process tree of a command (summed PSS, so pages
     forked workers share with their parent count once)."""
     start = time.perf_counter()
-    proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = OUT / "stage.log"  # a file, not a pipe: progress bars would fill a pipe nobody reads until the end
+    proc = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
     peak, cpu = 0, {}
     while proc.poll() is None:
         try:
@@ -131,11 +132,10 @@ def measured(command: list[str]) -> dict[str, float]:
                 cpu[p.pid] = sum(p.cpu_times()[:2])
         except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
             pass
-        time.sleep(0.2)
+        time.sleep(1.0)  # reading PSS walks the page tables: not too often
     wall = time.perf_counter() - start
-    err = proc.stderr.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{command[:4]} failed:\n{err[-3000:]}")
+        raise RuntimeError(f"{command[:4]} failed:\n{log.read_text()[-3000:]}")
     return {"wall": wall, "cpu": sum(cpu.values()), "peak_gib": peak / 2**30}
 
 
@@ -250,7 +250,7 @@ def main() -> None:
                  "dedupe, the map), 2 cores.",
         "rows": rows,
         "notes": ["Peak memory sums the PSS of every process of the stage's tree (the MinHash workers included), "
-                  "sampled every 0.2 s: pages the forked workers share with the stage count once.",
+                  "sampled every second: pages the forked workers share with the stage count once.",
                   "Recall and precision count exact and near duplicates together (text-dedup's MinHash removes both): "
                   "a planted group of m members reaching the dedupe steps should lose m - 1; copies of refusals and "
                   "contaminated pairs are left out (our filters remove them first). A copy of a short pair with 2 "
