@@ -7,14 +7,17 @@
 
 Resume reads only folders holding the marker, so a run killed during a write (any rank, any moment)
 resumes from the previous complete checkpoint. LoRA checkpoints hold the adapter and optimizer only (the
-frozen base weights are the base model's, unchanged), except under FSDP, whose sharded save is all or none.
+frozen base weights are the base model's, unchanged).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from safetensors import safe_open
@@ -47,17 +50,35 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return max(done, key=step_of) if done else None
 
 
+@contextmanager
+def fsdp_adapter_only() -> Iterator[None]:
+    """accelerate's save_state/load_state call save_fsdp_model/load_fsdp_model without their `adapter_only`
+    flag; within this block they pass it (as transformers' Trainer does for PEFT models under FSDP)."""
+    import accelerate.accelerator as owner
+
+    save, load = owner.save_fsdp_model, owner.load_fsdp_model
+    owner.save_fsdp_model, owner.load_fsdp_model = partial(save, adapter_only=True), partial(load, adapter_only=True)
+    try:
+        yield
+    finally:
+        owner.save_fsdp_model, owner.load_fsdp_model = save, load
+
+
 class Checkpointer:
-    """Saves and restores the accelerator's state (model, optimizer, RNG, registered objects) in `directory`."""
+    """Saves and restores the accelerator's state (model, optimizer, RNG, registered objects) in `directory`.
+
+    How a LoRA run keeps only its adapter depends on the backend: a save hook filtering the state dict
+    (one process, DDP), DeepSpeed's exclude_frozen_parameters, or FSDP's adapter_only save."""
 
     def __init__(self, accelerator, model, directory: Path, keep: int, adapter_only: bool) -> None:  # noqa: ANN001
         self.accelerator = accelerator
         self.directory = directory
         self.keep = keep
-        self.adapter_only = adapter_only and not is_fsdp(accelerator)
+        self.lora = "no" if not adapter_only else "deepspeed" if is_deepspeed(accelerator) else \
+            "fsdp" if is_fsdp(accelerator) else "hook"
         # named as accelerate saves and loads them: the unwrapped module's names (no DDP "module." prefix)
         self.trainable = {name for name, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
-        if self.adapter_only and not is_deepspeed(accelerator):
+        if self.lora == "hook":
             accelerator.register_save_state_pre_hook(self._keep_trainable)
         if accelerator.is_main_process:
             directory.mkdir(parents=True, exist_ok=True)
@@ -69,6 +90,9 @@ class Checkpointer:
         for i, state in enumerate(weights):
             weights[i] = {name: tensor for name, tensor in state.items() if name in self.trainable}
 
+    def _lora_context(self) -> AbstractContextManager:
+        return fsdp_adapter_only() if self.lora == "fsdp" else nullcontext()
+
     def save(self, progress: Progress) -> None:
         """Every rank writes its part under a temporary name; the main process marks and renames it."""
         accelerator = self.accelerator
@@ -78,8 +102,9 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        kwargs = {"exclude_frozen_parameters": True} if self.adapter_only and is_deepspeed(accelerator) else {}
-        accelerator.save_state(str(tmp), **kwargs)
+        kwargs = {"exclude_frozen_parameters": True} if self.lora == "deepspeed" else {}
+        with self._lora_context():
+            accelerator.save_state(str(tmp), **kwargs)
         accelerator.wait_for_everyone()  # every rank's part is on disk
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(asdict(progress)))
@@ -107,12 +132,11 @@ class Checkpointer:
                 f"{folder} was written by {progress.processes} process(es) and this run has "
                 f"{accelerator.num_processes}: a step's global batch depends on it. Resume with "
                 f"--num_processes {progress.processes}, or delete {self.directory} to start over.")
-        if self.adapter_only and not is_deepspeed(accelerator):
+        if self.lora == "hook":
             self._check_adapter(folder)
-        kwargs = {}
-        if self.adapter_only:
-            kwargs = {"load_module_strict": False} if is_deepspeed(accelerator) else {"strict": False}
-        accelerator.load_state(str(folder), **kwargs)
+        kwargs = {"hook": {"strict": False}, "deepspeed": {"load_module_strict": False}}.get(self.lora, {})
+        with self._lora_context():
+            accelerator.load_state(str(folder), **kwargs)
         return progress, folder
 
     def _check_adapter(self, folder: Path) -> None:

@@ -80,7 +80,8 @@ def reference(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return runs
 
 
-@pytest.mark.parametrize(("config", "method"), [("ddp", "lora"), ("deepspeed-zero2", "lora"), ("fsdp", "full")])
+@pytest.mark.parametrize(("config", "method"), [("ddp", "lora"), ("deepspeed-zero2", "lora"), ("fsdp", "lora"),
+                                               ("fsdp", "full")])
 def test_two_processes_train_what_one_does(config: str, method: str, reference: dict[str, Path], tiny_llama: Path,
                                            tmp_path: Path) -> None:
     shutil.copy(reference["data"], tmp_path / "pairs.jsonl")
