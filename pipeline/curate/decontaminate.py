@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.artifacts import open_text
+from pipeline.curate.hashing import window_hashes
 
 WORD = re.compile(r"[a-z0-9]+")
 SKIP_KEYS = {"id", "qID", "idx", "label", "answerKey", "answer", "ind"}
@@ -39,23 +40,11 @@ def strings(value: Any) -> Iterator[str]:
                 yield from strings(item)
 
 
-GRAM_MULT = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes n word hashes into one n-gram hash
 PREFILTER_BITS = 25  # a 32 MB presence table in front of the exact lookup: ~5% of misses reach it
 
 
 def word_hashes(tokens: list[str]) -> np.ndarray:
     return np.fromiter(map(hash, tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
-
-
-def gram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of every run of n consecutive word hashes (empty when fewer than n)."""
-    count = len(hashes) - n + 1
-    if count <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    acc = np.zeros(count, dtype=np.uint64)
-    for offset in range(n):  # a polynomial over the n words, wrapping at 2^64
-        acc = acc * GRAM_MULT + hashes[offset : offset + count]
-    return acc
 
 
 class NgramIndex:
@@ -80,7 +69,7 @@ class NgramIndex:
         hashes: list[np.ndarray] = []
         origins: list[np.ndarray] = []
         for number, file in enumerate(files):
-            found = [gram_hashes(word_hashes(words(text)), n) for text in file_texts(Path(file))]
+            found = [window_hashes(word_hashes(words(text)), n) for text in file_texts(Path(file))]
             hashes += found
             origins += [np.full(len(f), number, dtype=np.int32) for f in found]
         return cls(n, np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
@@ -94,7 +83,7 @@ class NgramIndex:
         if not len(self.hashes) or lengths.sum() < self.n:
             return results
         owner = np.repeat(np.arange(len(texts)), lengths)  # the text each word belongs to
-        grams = gram_hashes(word_hashes([t for text in tokens for t in text]), self.n)
+        grams = window_hashes(word_hashes([t for text in tokens for t in text]), self.n)
         inside = owner[: len(grams)] == owner[self.n - 1 :]  # n-grams that do not straddle two texts
         maybe = np.flatnonzero(inside & self.present[grams & self.mask])
         at = np.searchsorted(self.hashes, grams[maybe]).clip(max=len(self.hashes) - 1)

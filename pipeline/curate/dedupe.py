@@ -18,13 +18,13 @@ from datasketch import MinHashLSH
 from tqdm import tqdm
 
 from pipeline.config import MinHashConfig, SemanticConfig
+from pipeline.curate.hashing import MIX, window_hashes
 from pipeline.records import normalize_text
 
 Removals = dict[int, tuple[int, str]]
 
 WORD = re.compile(r"\w+")
 MASK32 = np.uint64(0xFFFFFFFF)
-SHINGLE_MULT = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes word hashes into a shingle hash
 CHUNK_DOCS = 2000  # documents per signature job: ~2000 * 60 shingles * 8 B = ~1 MB of shingles
 
 
@@ -56,10 +56,7 @@ def shingle_hashes(text: str, ngram: int) -> np.ndarray:
     words = np.fromiter((zlib.crc32(w.encode()) for w in WORD.findall(text.lower())), dtype=np.uint64)
     if len(words) < ngram:
         words = np.concatenate([words, np.zeros(ngram - len(words), dtype=np.uint64)])
-    count = len(words) - ngram + 1
-    acc = np.zeros(count, dtype=np.uint64)
-    for offset in range(ngram):  # polynomial over the n words, wrapping at 2^64
-        acc = acc * SHINGLE_MULT + words[offset : offset + count]
+    acc = window_hashes(words, ngram)
     return (acc >> np.uint64(32)) ^ (acc & MASK32)
 
 
@@ -105,7 +102,7 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     grouped = sigs[:, : bands * rows].reshape(len(sigs), bands, rows).astype(np.uint64)
     keys = np.zeros(grouped.shape[:2], dtype=np.uint64)
     for row in range(rows):
-        keys = keys * SHINGLE_MULT + grouped[:, :, row]
+        keys = keys * MIX + grouped[:, :, row]
     return keys
 
 

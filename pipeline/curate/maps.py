@@ -25,8 +25,8 @@ from pipeline.config import MapConfig
 from pipeline.plots import figure
 
 HOVER_CHARS = 160
-WEBGL_ABOVE = 5000
-MIN_PER_STRATUM = 20  # small sources and rare outcomes still show up in a sample  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
+WEBGL_ABOVE = 5000  # SVG keeps small maps crisp (and screenshot-able without a GPU); WebGL scales
+MIN_PER_STRATUM = 20  # small sources and rare outcomes still show up in a sample
 
 
 @dataclass
@@ -39,6 +39,11 @@ class MapPoint:
     x: float = 0.0
     y: float = 0.0
     cluster: int = 0
+
+
+def stratum(source: str, rule: str) -> tuple[str, str]:
+    """What the map samples by: the record's source, and whether it was kept."""
+    return source, "kept" if rule == "kept" else "removed"
 
 
 def stratified_sample(strata: list[tuple[str, str]], limit: int, seed: int) -> list[int]:
@@ -156,8 +161,8 @@ def write_local_map(points: list[MapPoint], out: Path, losses: dict[str, float] 
             size = tmp.stat().st_size
             if size <= max_bytes or len(shown) <= MIN_PER_STRATUM:
                 break
-        strata = [(p.source, "kept" if p.rule == "kept" else "removed") for p in shown]
-        keep = stratified_sample(strata, int(len(shown) * max_bytes / size * 0.95), seed)
+        keep = stratified_sample([stratum(p.source, p.rule) for p in shown], int(len(shown) * max_bytes / size * 0.95),
+                                 seed)
         shown = [shown[i] for i in keep]
     write_png(points, out / "map.png")
     return len(shown)

@@ -19,7 +19,7 @@ from pipeline.config import CurateConfig, PipelineConfig, SemanticConfig
 from pipeline.curate.dedupe import Removals, exact_duplicates, near_duplicates, semantic_duplicates
 from pipeline.curate.filters import Filter, build_filters
 from pipeline.curate.embedding import embed_texts
-from pipeline.curate.maps import MapPoint, build_map, stratified_sample
+from pipeline.curate.maps import MapPoint, build_map, stratified_sample, stratum
 from pipeline.curate.report import Removal, write_removed, write_report
 from pipeline.pairs import read_pairs
 from pipeline.records import Record, write_records
@@ -76,7 +76,6 @@ class Curation:
         self.removed = list(removed)
         self.duplicate_of: dict[int, int] = {}  # removed record index -> the record it duplicates
         self.duplicates: list[tuple[Removal, int]] = []
-        self.index_of = {id(record): index for index, record in enumerate(records)}
 
     def apply_filters(self, filters: list[Filter], chunk: int = 2000) -> None:
         """Each filter, in order, over chunks of survivors; a record leaves at the first filter it fails."""
@@ -107,10 +106,11 @@ class Curation:
 
     def outcomes(self) -> list[str]:
         """For each record: "kept" or the rule that removed it."""
+        index_of = {id(record): index for index, record in enumerate(self.records)}
         outcome = ["kept"] * len(self.records)
         for item in self.removed:
             if item.record is not None:
-                outcome[self.index_of[id(item.record)]] = item.rule
+                outcome[index_of[id(item.record)]] = item.rule
         return outcome
 
     def name_kept_originals(self) -> None:
@@ -133,7 +133,7 @@ def draw_map(records: list[Record], curation: Curation, texts: list[str], c: Cur
     outcome = curation.outcomes()
     chosen = list(range(len(records)))
     if not os.environ.get("NOMIC_API_KEY"):
-        strata = [(r.source, "kept" if o == "kept" else "removed") for r, o in zip(records, outcome, strict=True)]
+        strata = [stratum(r.source, o) for r, o in zip(records, outcome, strict=True)]
         chosen = stratified_sample(strata, c.map.max_points, seed)
     points = [MapPoint(records[i].id, records[i].source, outcome[i], records[i].prompt, records[i].response)
               for i in chosen]

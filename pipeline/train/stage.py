@@ -88,7 +88,8 @@ def save_outputs(model, tokenizer, losses: list[tuple[str, float, int]], out: Pa
     if lora:
         save_folder(out / "adapter", model.save_pretrained)
         model = model.merge_and_unload()
-    model = model.to(torch.float32 if not torch.cuda.is_available() else model.dtype)
+    if not torch.cuda.is_available():
+        model = model.to(torch.float32)
     model.config.use_cache = True  # for whoever generates with the merged model
 
     def write_merged(folder: Path) -> None:
