@@ -223,6 +223,7 @@ class SemanticConfig(Switch):
                               "minilm = the transformer itself (~9 texts/s per core).")
     threshold: float = Field(0.95, gt=0, le=1)
     batch_size: int = Field(64, ge=1, description="Texts per MiniLM batch (embedder: minilm).")
+    workers: int = Field(2, ge=1, description="Processes that embed (embedder: static).")
 
 
 class MapConfig(Switch):

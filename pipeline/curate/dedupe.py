@@ -8,7 +8,6 @@ deterministic.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import re
 import zlib
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from pipeline.config import MinHashConfig, SemanticConfig
 from pipeline.curate.hashing import MIX, window_hashes
+from pipeline.curate.pool import ordered_results
 from pipeline.records import normalize_text
 
 Removals = dict[int, tuple[int, str]]
@@ -81,20 +81,14 @@ def signatures(texts: Sequence[str], ngram: int, num_perm: int, seed: int) -> np
     return out.T.copy()
 
 
-def _signature_job(args: tuple[list[str], int, int, int]) -> np.ndarray:
+def _signature_job(args: tuple[Sequence[str], int, int, int]) -> np.ndarray:
     return signatures(*args)
 
 
 def signature_chunks(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Iterator[np.ndarray]:
     """Signatures chunk by chunk, in order, computed by `cfg.workers` processes ahead of the consumer."""
-    jobs = [(list(texts[i : i + CHUNK_DOCS]), cfg.ngram, cfg.num_perm, seed) for i in range(0, len(texts), CHUNK_DOCS)]
-    if cfg.workers == 1 or len(jobs) <= 1:
-        yield from map(_signature_job, jobs)
-        return
-    # fork: workers start in milliseconds with the parent's imports (spawn re-imports, ~1 s); the parent
-    # runs no threads of its own at this point (torch and the embedder load only after MinHash).
-    with multiprocessing.get_context("fork").Pool(min(cfg.workers, len(jobs))) as pool:
-        yield from pool.imap(_signature_job, jobs)
+    jobs = [(texts[i : i + CHUNK_DOCS], cfg.ngram, cfg.num_perm, seed) for i in range(0, len(texts), CHUNK_DOCS)]
+    return ordered_results(_signature_job, jobs, cfg.workers)
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from pipeline.curate.pool import ordered_results
 
 DIMENSIONS = 256
 
@@ -23,6 +27,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PIPELINE_CACHE", Path.home() / ".cache" / "gpt4all-pipeline"))
 
 
+@cache
 def static_model(dimensions: int = DIMENSIONS):  # noqa: ANN201 - a model2vec StaticModel
     """The distilled model, built and cached on first use."""
     from model2vec import StaticModel
@@ -47,13 +52,23 @@ def static_model(dimensions: int = DIMENSIONS):  # noqa: ANN201 - a model2vec St
     return StaticModel.from_pretrained(str(folder))
 
 
-def embed_texts(texts: list[str], model=None, chunk: int = 20000) -> np.ndarray:  # noqa: ANN001
+def _embed_job(texts: Sequence[str]) -> np.ndarray:
+    model = static_model()
+    # model2vec's own process pool cannot start inside a pool worker, and is not needed beside ours
+    vectors = np.asarray(model.encode(list(texts), show_progress_bar=False, use_multiprocessing=False),
+                         dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors.astype(np.float16)
+
+
+def embed_texts(texts: Sequence[str], workers: int = 1, chunk: int = 5000) -> np.ndarray:
     """(len(texts), dimensions) unit vectors, stored as float16 (half of float32's memory; cosines move by
-    ~1e-3 at most)."""
-    model = model or static_model()
-    out = np.empty((len(texts), model.dim), dtype=np.float16)
-    for start in tqdm(range(0, len(texts), chunk), desc="embed", unit="chunk", disable=len(texts) <= chunk):
-        vectors = np.asarray(model.encode(texts[start : start + chunk], show_progress_bar=False), dtype=np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        out[start : start + len(vectors)] = vectors
+    ~1e-3 at most), computed by `workers` processes chunk by chunk."""
+    out = np.empty((len(texts), static_model().dim), dtype=np.float16)
+    jobs = [texts[start : start + chunk] for start in range(0, len(texts), chunk)]
+    with tqdm(total=len(texts), desc="embed", unit="rec", disable=len(texts) <= 4 * chunk) as bar:
+        for start, vectors in zip(range(0, len(texts), chunk), ordered_results(_embed_job, jobs, workers),
+                                  strict=True):
+            out[start : start + len(vectors)] = vectors
+            bar.update(len(vectors))
     return out

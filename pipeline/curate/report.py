@@ -1,8 +1,10 @@
-"""curate/report.{json,md} and curate/lengths.png: what was removed, by rule and by source."""
+"""curate/report.{json,md} and curate/lengths.png: what was removed, by rule and by source; the lines of
+curate/removed.jsonl."""
 
 from __future__ import annotations
 
 import json
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pipeline.plots import figure
 from pipeline.records import Record
 
 EXAMPLES_PER_RULE = 3
+VIEWS = ("prompt", "response")
 
 
 @dataclass
@@ -41,39 +44,71 @@ def clip(text: str, size: int = 200) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-def build_report(kept: list[Record], removed: list[Removal]) -> dict[str, Any]:
-    """Counts and shares per rule and per source, with a few examples of each rule."""
-    total = len(kept) + len(removed)
-    by_rule: dict[str, list[Removal]] = defaultdict(list)
-    for item in removed:
-        by_rule[item.rule].append(item)
-    sources: dict[str, Counter[str]] = defaultdict(Counter)
-    for record in kept:
-        sources[record.source]["kept"] += 1
-    for item in removed:
-        sources[item.source][item.rule] += 1
-    return {
-        "input": total,
-        "kept": len(kept),
-        "removed": len(removed),
-        "kept_share": round(len(kept) / total, 4) if total else 0.0,
-        "by_rule": {
-            rule: {
-                "count": len(items),
-                "share": round(len(items) / total, 4),
-                "examples": [{"id": i.record.id if i.record else None, "detail": i.detail,
-                              "prompt": clip(i.record.prompt) if i.record else clip(i.raw or ""),
-                              "response": clip(i.record.response) if i.record else "",
-                              "duplicate_of": i.duplicate_of} for i in items[:EXAMPLES_PER_RULE]],
-            }
-            for rule, items in sorted(by_rule.items(), key=lambda kv: -len(kv[1]))
-        },
-        "by_source": {
-            source: {"input": sum(counts.values()), "kept": counts["kept"],
-                     "removed": {rule: n for rule, n in counts.items() if rule != "kept"}}
-            for source, counts in sorted(sources.items())
-        },
-    }
+class ReportBuilder:
+    """Counts per rule and per source, the first few examples of each rule and the lengths of kept and
+    removed records, gathered as records stream by (no record is held)."""
+
+    def __init__(self) -> None:
+        self.kept = 0
+        self.by_rule: dict[str, int] = Counter()
+        self.examples: dict[str, list[Removal]] = defaultdict(list)
+        self.sources: dict[str, Counter[str]] = defaultdict(Counter)
+        self.lengths = {outcome: {view: array("i") for view in VIEWS} for outcome in ("kept", "removed")}
+
+    def add_kept(self, record: Record) -> None:
+        self.kept += 1
+        self.sources[record.source]["kept"] += 1
+        self._lengths("kept", record)
+
+    def add_removed(self, item: Removal) -> None:
+        self.by_rule[item.rule] += 1
+        self.sources[item.source][item.rule] += 1
+        if len(self.examples[item.rule]) < EXAMPLES_PER_RULE:
+            self.examples[item.rule].append(item)
+        if item.record is not None:
+            self._lengths("removed", item.record)
+
+    def _lengths(self, outcome: str, record: Record) -> None:
+        for view, lengths in self.lengths[outcome].items():
+            lengths.append(len(getattr(record, view)))
+
+    @property
+    def removed(self) -> int:
+        return sum(self.by_rule.values())
+
+    def report(self) -> dict[str, Any]:
+        total = self.kept + self.removed
+        return {
+            "input": total,
+            "kept": self.kept,
+            "removed": self.removed,
+            "kept_share": round(self.kept / total, 4) if total else 0.0,
+            "by_rule": {
+                rule: {
+                    "count": count,
+                    "share": round(count / total, 4),
+                    "examples": [{"id": i.record.id if i.record else None, "detail": i.detail,
+                                  "prompt": clip(i.record.prompt) if i.record else clip(i.raw or ""),
+                                  "response": clip(i.record.response) if i.record else "",
+                                  "duplicate_of": i.duplicate_of} for i in self.examples[rule]],
+                }
+                for rule, count in sorted(self.by_rule.items(), key=lambda kv: -kv[1])
+            },
+            "by_source": {
+                source: {"input": sum(counts.values()), "kept": counts["kept"],
+                         "removed": {rule: n for rule, n in counts.items() if rule != "kept"}}
+                for source, counts in sorted(self.sources.items())
+            },
+        }
+
+    def write(self, out: Path) -> dict[str, Any]:
+        """report.json, report.md and lengths.png in `out`; returns the report."""
+        report = self.report()
+        write_json(out / "report.json", report)
+        with atomic_path(out / "report.md") as tmp:
+            tmp.write_text(markdown(report))
+        length_histograms(self.lengths, out / "lengths.png")
+        return report
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -95,16 +130,15 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def length_histograms(kept: list[Record], removed: list[Removal], path: Path) -> None:
+def length_histograms(lengths: dict[str, dict[str, array]], path: Path) -> None:
     """Prompt and response lengths (characters), kept vs removed, on a log scale."""
     import numpy as np
 
-    gone = [r.record for r in removed if r.record is not None]
     with figure(path, ncols=2, figsize=(11, 4)) as (_, axes):
-        for ax, view in zip(axes, ("prompt", "response"), strict=True):
-            kept_len = [max(len(getattr(r, view)), 1) for r in kept]
-            gone_len = [max(len(getattr(r, view)), 1) for r in gone]
-            top = max(kept_len + gone_len + [10])
+        for ax, view in zip(axes, VIEWS, strict=True):
+            kept_len, gone_len = (np.maximum(np.frombuffer(lengths[o][view], dtype=np.int32), 1)
+                                  for o in ("kept", "removed"))
+            top = max(int(kept_len.max(initial=10)), int(gone_len.max(initial=10)))
             bins = np.logspace(0, np.log10(top) + 0.1, 40)
             ax.hist([kept_len, gone_len], bins=bins, stacked=True, label=["kept", "removed"],
                     color=["#3b7dd8", "#d8593b"])
@@ -114,16 +148,5 @@ def length_histograms(kept: list[Record], removed: list[Removal], path: Path) ->
             ax.legend()
 
 
-def write_report(kept: list[Record], removed: list[Removal], out: Path) -> dict[str, Any]:
-    report = build_report(kept, removed)
-    write_json(out / "report.json", report)
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown(report))
-    length_histograms(kept, removed, out / "lengths.png")
-    return report
-
-
-def write_removed(removed: list[Removal], path: Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        for item in removed:
-            handle.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+def removed_line(item: Removal) -> str:
+    return json.dumps(item.to_json(), ensure_ascii=False) + "\n"
