@@ -40,6 +40,7 @@ serve: install
 
 BENCHMARKS ?= runtime collect curate train quantize eval
 bench: install
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
 
 clean:

@@ -22,8 +22,8 @@ import json
 import random
 import subprocess
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path

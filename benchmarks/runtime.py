@@ -1,8 +1,12 @@
 """Runtime benchmarks, each beside its baseline in the same run:
 
-1. decode tokens/s of GPT4All.generate vs a bare llama_cpp.Llama loop (same file, threads, sampling);
-2. time to first token of a chat turn after ~1,000 tokens of history: KV reuse vs re-evaluating it all;
-3. streaming through the OpenAI-compatible server (SSE over 127.0.0.1) vs in-process streaming.
+1. our GPT4All/Embed4All vs gpt4all 2.8.2's (the `bench` extra), the same code calling each API on the same
+   GGUF, each measurement in fresh processes, alternating: import time, load time, RSS after load,
+   prefill tokens/s of a ~1k-token prompt, decode tokens/s, chat-turn TTFT after ~1k tokens of history,
+   embedding throughput;
+2. decode tokens/s of GPT4All.generate vs a bare llama_cpp.Llama loop (same file, threads, sampling);
+3. time to first token of a chat turn after ~1,000 tokens of history: KV reuse vs re-evaluating it all;
+4. streaming through the OpenAI-compatible server (SSE over 127.0.0.1) vs in-process streaming.
 
     python -m benchmarks.runtime [--threads 2] [--tokens 128] [--repeats 3]
 """
@@ -10,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -25,6 +30,9 @@ import openai
 from benchmarks.report import save
 from runtime.model import GPT4All, SamplingParams
 from runtime.server import free_port
+
+OUT = Path("benchmarks/out/runtime")
+CHATML = "<|im_start|>user\n{0}<|im_end|>\n<|im_start|>assistant\n{1}<|im_end|>\n"
 
 # Greedy on a story opening: both sides produce the same 128 tokens without an early end of text.
 PROMPT = "Once upon a time, in a small village by the sea,"
@@ -153,6 +161,119 @@ def bench_server(model: GPT4All, threads: int, tokens: int, repeats: int) -> lis
     ]
 
 
+def gpt4all_loadable_copy(source: Path) -> Path:
+    """A copy of the GGUF whose tokenizer.ggml.pre says "refact" (the same regex as SmolLM2's "smollm"),
+    which gpt4all 2.8.2's older llama.cpp knows; both sides load this copy."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    copy = OUT / source.name
+    if not copy.exists():
+        data = bytearray(source.read_bytes())
+        key = b"tokenizer.ggml.pre"
+        at = data.index(key) + len(key) + 4 + 8  # value type (u32), string length (u64), then the string
+        assert data[at : at + 6] == b"smollm", data[at : at + 16]
+        data[at : at + 6] = b"refact"
+        copy.write_bytes(bytes(data))
+    return copy
+
+
+WORKER = """
+import json, sys, time, resource
+start = time.perf_counter()
+if sys.argv[1] == "ours":
+    from runtime import GPT4All, Embed4All
+else:
+    from gpt4all import GPT4All, Embed4All
+imported = time.perf_counter() - start
+path, threads, task = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out = {"import_s": imported}
+if task == "embed":
+    texts = json.loads(open(sys.argv[5]).read())
+    embedder = Embed4All(*sys.argv[6:7], n_threads=threads, device="cpu")
+    embedder.embed(texts[:8])
+    start = time.perf_counter()
+    embedder.embed(texts)
+    out["embed_per_s"] = len(texts) / (time.perf_counter() - start)
+    print(json.dumps(out)); sys.exit()
+start = time.perf_counter()
+model = GPT4All(path.rsplit("/", 1)[1], model_path=path.rsplit("/", 1)[0], allow_download=False, n_threads=threads,
+                device="cpu")
+out["load_s"] = time.perf_counter() - start
+out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+if task == "prefill":
+    prompt = open(sys.argv[5]).read()
+    start = time.perf_counter()
+    model.generate(prompt, max_tokens=1, n_batch=512, top_k=1)
+    out["prefill_s"] = time.perf_counter() - start
+elif task == "decode":
+    stamps = []
+    model.generate("Once upon a time, in a small village by the sea,", max_tokens=int(sys.argv[5]), top_k=1,
+                   callback=lambda token, piece: stamps.append(time.perf_counter()) or True)
+    out["decode_per_s"] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+elif task == "chat":
+    turns = json.loads(open(sys.argv[5]).read())
+    with model.chat_session(system_prompt="<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n",
+                            prompt_template=sys.argv[6]):
+        for turn in turns:
+            model.generate(turn, max_tokens=48, top_k=1, n_batch=512)
+        stamps = []
+        start = time.perf_counter()
+        model.generate("Summarize what you told me in one sentence.", max_tokens=1, top_k=1, n_batch=512,
+                       callback=lambda token, piece: stamps.append(time.perf_counter()) or True)
+        out["ttft_s"] = stamps[0] - start
+print(json.dumps(out))
+"""
+
+
+def peer_run(impl: str, model: Path, threads: int, task: str, *args: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", WORKER, impl, str(model), str(threads), task, *args],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{impl} {task} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_vs_gpt4all(model: GPT4All, threads: int, tokens: int, repeats: int) -> list[dict[str, object]]:
+    """Each task in fresh processes, ours and gpt4all's alternating; medians."""
+    copy = gpt4all_loadable_copy(model.path)
+    prompt_file = OUT / "prompt-1k.txt"
+    words = ("The tides rise and fall twice a day because the Moon pulls on the oceans of the Earth. " * 80).split()
+    prompt = " ".join(words)
+    while model.count_tokens(prompt) > 1000:
+        prompt = prompt.rsplit(" ", 1)[0]
+    prompt_file.write_text(prompt)
+    chat_file = OUT / "chat-turns.json"
+    chat_file.write_text(json.dumps([f"Tell me fact number {i} about the ocean, its tides and its currents, "
+                                     "in two sentences." for i in range(1, 9)]))
+    texts_file = OUT / "embed-texts.json"
+    texts_file.write_text(json.dumps([f"Sentence {i}: " + " ".join(words[i % 50 : i % 50 + 20]) for i in range(256)]))
+    tasks = {"prefill": [str(prompt_file)], "decode": [str(tokens)], "chat": [str(chat_file), CHATML],
+             "embed": [str(texts_file)]}
+    results: dict[str, dict[str, list[float]]] = {"ours": {}, "gpt4all": {}}
+    for _ in range(repeats):
+        for task, args in tasks.items():
+            for impl in ("ours", "gpt4all"):
+                for key, value in peer_run(impl, copy, threads, task, *args).items():
+                    results[impl].setdefault(key, []).append(value)
+    ours = {k: statistics.median(v) for k, v in results["ours"].items()}
+    peer = {k: statistics.median(v) for k, v in results["gpt4all"].items()}
+    n_prompt = model.count_tokens(prompt)
+
+    def row(measure: str, key: str, unit: str, higher_is_better: bool, scale: float = 1.0) -> dict[str, object]:
+        a, b = ours[key] * scale, peer[key] * scale
+        return {"measure": measure, "ours": f"{a:.2f} {unit}", "baseline": f"{b:.2f} {unit} (gpt4all 2.8.2)",
+                "ratio": f"{(a / b if higher_is_better else b / a):.2f}x", "goal": ">= 1.0x"}
+
+    return [
+        row("`from <package> import GPT4All, Embed4All`", "import_s", "s", False),
+        row("GPT4All(...) load", "load_s", "s", False),
+        row("RSS after load (peak)", "rss_mib", "MiB", False),
+        {**row(f"prefill of a {n_prompt}-token prompt", "prefill_s", "s", False)},
+        row(f"decode tok/s ({tokens} tokens, greedy)", "decode_per_s", "tok/s", True),
+        row("chat turn TTFT after 8 turns (prompt template, KV kept)", "ttft_s", "s", False, 1.0),
+        row("Embed4All texts/s (256 sentences, batch)", "embed_per_s", "texts/s", True),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -160,18 +281,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     model = GPT4All(n_threads=args.threads)
-    rows = [bench_decode(model, args.threads, args.tokens, args.repeats)]
+    rows = bench_vs_gpt4all(model, args.threads, args.tokens, args.repeats)
+    print(rows, flush=True)
+    rows.append(bench_decode(model, args.threads, args.tokens, args.repeats))
     print(rows[-1], flush=True)
     rows += bench_ttft(model, args.repeats)
     print(rows[-2:], flush=True)
     rows += bench_server(model, args.threads, args.tokens, args.repeats)
     print(rows[-2:], flush=True)
     path = save("runtime", {
-        "title": "runtime: GPT4All API, KV reuse, server streaming",
+        "title": "runtime: vs gpt4all 2.8.2, GPT4All API, KV reuse, server streaming",
         "setup": f"Model {Path(model.path).name} (bundled SmolLM2-135M-Instruct), {args.threads} threads, "
                  f"sampling {SAMPLING}, medians of {args.repeats} interleaved repeats.",
         "rows": rows,
-        "notes": ["Decode rates count tokens from the first to the last (prefill excluded).",
+        "notes": ["vs gpt4all: the same worker script imports `runtime` or `gpt4all` and calls the same API "
+                  "(GPT4All(name, model_path=..., allow_download=False, n_threads, device='cpu'), generate, "
+                  "chat_session(system_prompt, prompt_template), Embed4All().embed) in a fresh process per "
+                  "measurement; both load one copy of the GGUF with tokenizer.ggml.pre set to 'refact', which "
+                  "gpt4all's older llama.cpp needs. gpt4all's embedder is its all-MiniLM-L6-v2 GGUF when present "
+                  "(it downloads it); RSS is the process's peak (ru_maxrss).",
+                  "Decode rates count tokens from the first to the last (prefill excluded).",
                   "TTFT with KV reuse: the history is already in the cache from the previous turn, so only "
                   "the new user turn is evaluated; the baseline clears the cache and evaluates everything.",
                   "Server rate counts SSE chunks with content received by the official openai client."],

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from pipeline.processes import is_main
-from runtime.registry import sha256_file
+from runtime.registry import file_digest
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -147,7 +147,7 @@ def hash_inputs(paths: list[Path]) -> dict[str, str]:
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"input not found: {path} (run the stage that makes it first)")
-        hashes[str(path)] = sha256_file(path)
+        hashes[str(path)] = file_digest(path)
     return hashes
 
 

@@ -9,12 +9,12 @@ from runtime.model import GPT4All
 HELP = "Type a message. /reset starts a new conversation, /exit quits."
 
 
-def chat_loop(model: GPT4All, stdin: TextIO, stdout: TextIO, system_message: str | None = None,
+def chat_loop(model: GPT4All, stdin: TextIO, stdout: TextIO, system_prompt: str | None = None,
               max_tokens: int = 200, temp: float = 0.7) -> int:
     """Run the REPL until /exit or end of input; returns the number of answered turns."""
     turns = 0
     print(f"{model.name} — {HELP}", file=stdout, flush=True)
-    with model.chat_session(system_message=system_message):
+    with model.chat_session(system_prompt=system_prompt):
         while True:
             print("> ", end="", file=stdout, flush=True)
             line = stdin.readline()

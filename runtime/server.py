@@ -28,7 +28,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import protocol
-from runtime.model import GPT4All, ContextOverflowError, GenerationStats, ModelLoadError, SamplingParams
+from runtime.model import ContextOverflowError, GenerationStats, GPT4All, ModelLoadError, SamplingParams
 from runtime.registry import Registry
 from runtime.stops import StopScanner
 from runtime.templates import ChatTemplateError
@@ -64,7 +64,7 @@ class ModelPool:
         self.registry = Registry.default()
         self.n_ctx, self.n_threads, self.loader = n_ctx, n_threads, loader
         self.lock = threading.Lock()
-        self.current: GPT4All = loader(default, n_ctx=n_ctx, n_threads=n_threads)
+        self.current: GPT4All = loader(default, n_ctx=n_ctx, n_threads=n_threads, allow_download=False)
 
     def ids(self) -> list[str]:
         """The served model first, then every installed registry model."""
@@ -79,7 +79,7 @@ class ModelPool:
     def get(self, name: str) -> GPT4All:
         """The model called `name`, swapping it in if needed (call with `lock` held)."""
         if name != self.current.name:
-            self.current = self.loader(name, n_ctx=self.n_ctx, n_threads=self.n_threads)
+            self.current = self.loader(name, n_ctx=self.n_ctx, n_threads=self.n_threads, allow_download=False)
         return self.current
 
 

@@ -48,6 +48,8 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     (home / "hf").symlink_to(hf_cache)
     monkeypatch.setenv("RUNTIME_HOME", str(home))
     monkeypatch.setenv("RUNTIME_RUNS_DIR", str(home / "runs"))
+    monkeypatch.setenv("GPT4ALL_MODEL_DIR", str(home / "models"))
+    monkeypatch.delenv("GPT4ALL_MODELS_URL", raising=False)
     return home
 
 
@@ -91,7 +93,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m runtime serve` in a child process on a free loopback port."""
     port = free_port()
     home = tmp_path_factory.mktemp("server-home")
-    env = {**os.environ, "RUNTIME_HOME": str(home), "RUNTIME_RUNS_DIR": str(home / "runs")}
+    env = {**os.environ, "RUNTIME_HOME": str(home), "RUNTIME_RUNS_DIR": str(home / "runs"),
+           "GPT4ALL_MODEL_DIR": str(home / "models")}
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtime", "serve", "--port", str(port), "--threads", "2"],

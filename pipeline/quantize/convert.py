@@ -3,11 +3,12 @@
     @register("LlamaForCausalLM", "MistralForCausalLM")
     class Llama(Converter): ...   # refusals, metadata, how one tensor maps
 
-GPT-J runs as llama.cpp's `phi2` graph, MPT as `mpt`, Falcon as `falcon` (layouts checked against transformers).
+GPT-J runs as llama.cpp's `phi2` graph, MPT as `mpt`, Falcon as `falcon` (layouts checked against transformers);
+BERT sentence encoders (all-MiniLM-L6-v2: what gpt4all's Embed4All loads) as `bert`, with their pooling.
 A configuration llama.cpp would compute differently is refused before anything is written, naming the
 config field: a file that loads and answers wrong is worse than none.
 
-The tokenizer (GPT-2-style byte-level BPE, or SentencePiece), its special tokens and the chat template go
+The tokenizer (GPT-2-style byte-level BPE, SentencePiece, or BERT's WordPiece), its special tokens and the chat template go
 into the metadata, so llama.cpp chats with the file alone. An unknown architecture lists the known ones.
 """
 
@@ -335,6 +336,45 @@ class Falcon(Converter):
         yield from super().map_tensor(name, data)
 
 
+@register("BertModel")
+class Bert(Converter):
+    """A sentence encoder: bidirectional attention, the pooling of its sentence-transformers config."""
+
+    arch = gguf.MODEL_ARCH.BERT
+    POOLING = {"pooling_mode_mean_tokens": gguf.PoolingType.MEAN, "pooling_mode_cls_token": gguf.PoolingType.CLS}
+
+    def pooling(self) -> gguf.PoolingType:
+        path = self.dir / "1_Pooling" / "config.json"
+        if not path.is_file():
+            return gguf.PoolingType.MEAN
+        modes = [mode for mode, on in json.loads(path.read_text()).items() if on is True]
+        if len(modes) != 1 or modes[0] not in self.POOLING:
+            raise ConversionError(f"{path}: pooling {modes} has no llama.cpp equivalent (mean or cls token)")
+        return self.POOLING[modes[0]]
+
+    def set_hparams(self, w: gguf.GGUFWriter) -> None:
+        w.add_context_length(self.hparam("max_position_embeddings"))
+        w.add_embedding_length(self.hparam("hidden_size"))
+        w.add_feed_forward_length(self.hparam("intermediate_size"))
+        w.add_block_count(self.n_blocks)
+        w.add_head_count(self.hparam("num_attention_heads"))
+        w.add_layer_norm_eps(self.hparam("layer_norm_eps", default=1e-12))
+        w.add_causal_attention(False)
+        w.add_pooling_type(self.pooling())
+        w.add_token_type_count(self.hparam("type_vocab_size", default=2))
+
+    def add_tensor(self, w: gguf.GGUFWriter, name: str, data: np.ndarray) -> None:
+        if name.startswith("token_types"):  # llama.cpp adds a row of it to F32 states as it is: keep it F32
+            w.add_tensor(name, data.astype(np.float32))
+        else:
+            super().add_tensor(w, name, data)
+
+    def map_tensor(self, name: str, data: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        if name.startswith("pooler.") or name.endswith("position_ids"):
+            return  # llama.cpp pools itself; position ids are implicit
+        yield from super().map_tensor(name.removeprefix("bert."), data)
+
+
 def refuse_if(converter: Converter, key: str, bad: Callable[[Any], bool], why: str) -> None:
     """Refuse, before anything is written, a config value the runtime would compute differently."""
     if key in converter.config and bad(converter.config[key]):
@@ -382,7 +422,10 @@ def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, family_p
         w.add_token_scores(list(scores))
         w.add_token_types(list(types))
     elif (model_dir / "tokenizer.json").is_file():
-        add_bpe_vocab(w, model_dir, n_vocab, family_pre)
+        if json.loads((model_dir / "tokenizer.json").read_text()).get("model", {}).get("type") == "WordPiece":
+            add_wordpiece_vocab(w, model_dir)
+        else:
+            add_bpe_vocab(w, model_dir, n_vocab, family_pre)
     else:
         raise ConversionError(f"{model_dir}: no tokenizer.json or tokenizer.model; save the tokenizer with the model")
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
@@ -414,6 +457,29 @@ def add_bpe_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, fami
             types.append(gguf.TokenType.UNUSED)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(pre_tokenizer(tokenizer_json, family_pre))
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+
+
+def add_wordpiece_vocab(w: gguf.GGUFWriter, model_dir: Path) -> None:
+    """BERT's WordPiece in llama.cpp's form: a word-initial piece gets "\u2581" in front, a "##" continuation
+    loses its "##"; [bracketed] special tokens stay as they are."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    by_id = {i: t for t, i in tokenizer.get_vocab().items()}
+    special = set(tokenizer.all_special_tokens)
+    tokens, types = [], []
+    for i in range(len(by_id)):
+        token = by_id[i]
+        if token in special or (token.startswith("[") and token.endswith("]")):
+            tokens.append(token)
+            types.append(gguf.TokenType.CONTROL if token in special else gguf.TokenType.UNUSED)
+        else:
+            tokens.append(token[2:] if token.startswith("##") else "\u2581" + token)
+            types.append(gguf.TokenType.NORMAL)
+    w.add_tokenizer_model("bert")
+    w.add_tokenizer_pre("default")
     w.add_token_list(tokens)
     w.add_token_types(types)
 

@@ -15,7 +15,7 @@ from pipeline.hf_models import resolve_model
 from pipeline.quantize.convert import convert, read_config
 from pipeline.quantize.quality import Scores, gguf_scores, hf_scores, read_texts, windows
 from pipeline.quantize.quantizer import PUBLISHED_PPL_DELTA_7B, quantize
-from runtime.registry import sha256_file
+from runtime.registry import file_digest
 
 
 def source_dir(cfg: PipelineConfig, run: RunDir) -> Path:
@@ -63,9 +63,10 @@ def models_entry(path: Path, run_name: str, kind: str, model_dir: Path, params: 
     """A GPT4All models3.json-style entry for one file."""
     size = path.stat().st_size
     arch = (read_config(model_dir).get("architectures") or ["?"])[0].removesuffix("ForCausalLM")
-    return {"name": f"{run_name}-{kind}", "filename": path.name, "sha256": sha256_file(path), "filesize": size,
+    return {"name": f"{run_name}-{kind}", "filename": path.name, "md5sum": file_digest(path, "md5"),
+            "sha256": file_digest(path), "filesize": size,
             "ramrequired": round(size / 1e9 + 0.5, 1), "parameters": human(params), "quant": kind.upper(),
-            "type": arch, "chatTemplate": chat_template(model_dir), "systemMessage": "", "url": None,
+            "type": arch, "chatTemplate": chat_template(model_dir), "systemPrompt": "", "url": None,
             "description": f"{run_name}: {arch} fine-tuned by gpt4all-pipeline, {kind.upper()}"}
 
 

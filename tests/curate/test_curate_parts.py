@@ -1,9 +1,11 @@
 """curate's parts at their edges: near-duplicate chains, duplicate_of roots, the hashed 13-gram index
-against a plain string-set reference, the stratified map sample and the map.html size cap."""
+against a plain string-set reference, the stratified map sample and the map.html size cap, spooled texts
+read back by position in this process and in workers."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from collections import Counter
 from pathlib import Path
@@ -12,6 +14,7 @@ from pipeline.config import MinHashConfig
 from pipeline.curate.decontaminate import NgramIndex, file_texts, words
 from pipeline.curate.dedupe import near_duplicates
 from pipeline.curate.maps import MapPoint, stratified_sample, write_local_map
+from pipeline.curate.spool import ITER_BLOCK, TextSpool
 from pipeline.records import read_records, write_records
 from tests.curate.test_curate_stage import curate, pair, removed_by
 
@@ -139,3 +142,25 @@ def test_semantic_duplicates_above_the_exact_search_size_use_ivf_and_find_the_pl
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     removed = semantic_duplicates(vectors.astype(np.float16), SemanticConfig(threshold=0.95), seed=1)
     assert {position: kept for position, (kept, _) in removed.items()} == dict(zip(copies.tolist(), originals.tolist()))
+
+
+def test_spooled_texts_read_back_by_position_in_this_process_and_in_workers(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    texts = [text(rng, rng.randint(0, 40)) + rng.choice(["", " café ☕", "\n\nzwei Zeilen"]) for _ in range(3 * ITER_BLOCK)]
+    texts[7] = ""
+    with TextSpool(tmp_path / "texts.spool") as spool:
+        for t in texts:
+            spool.append(t)
+        spooled = spool.texts()
+        assert len(spooled) == len(texts) and list(spooled) == texts and spooled[7] == "" and spooled[-1] == texts[-1]
+        sparse = sorted(rng.sample(range(len(texts)), 500))  # read text by text: its span is mostly other texts
+        assert list(spooled.subset(sparse)) == [texts[i] for i in sparse]
+        window = spooled[100:5000]
+        assert list(window[10:20]) == texts[110:120] and len(pickle.dumps(window)) < 100_000
+        copies = texts[:3000] + [texts[i] + " extra" for i in range(1000)]
+        spool.append("")  # the spool grows after a view was taken; the view still reads its own texts
+        for t in copies:
+            spool.append(t)
+        tail = spool.texts()[len(texts) + 1 :]
+        assert near_duplicates(tail, MinHashConfig(workers=2), 42) == near_duplicates(copies, MinHashConfig(workers=1), 42)
+    assert not (tmp_path / "texts.spool").exists()

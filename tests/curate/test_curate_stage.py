@@ -133,6 +133,13 @@ def test_corrupt_line_stops_or_is_kept_as_malformed(planted, tmp_path: Path) -> 
                          "curate.semantic.enabled=false")
     assert removed_by(run)["line4"]["rule"] == "malformed"
     assert counts["input"] == 32 == counts["kept"] + counts["removed"]
+    # both files in input order (the unreadable row where it stood), and nothing of the run's spool left
+    order = {json.loads(line)["id"]: number for number, line in enumerate(lines) if number != 3}
+    for name in ("pairs.jsonl", "removed.jsonl"):
+        rows = [json.loads(line) for line in (run.root / "curate" / name).read_text().splitlines()]
+        numbers = [order[row["id"]] if "id" in row else row["removed"]["line"] - 1 for row in rows]
+        assert numbers == sorted(numbers)
+    assert sorted(p.name for p in (run.root / "curate").glob(".*")) == []
 
 
 def test_pairs_without_ids_or_in_another_shape_curate_to_the_same_survivors(planted, tmp_path: Path) -> None:

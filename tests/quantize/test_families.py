@@ -190,3 +190,21 @@ def test_pre_tokenizer_names_follow_llama_cpp() -> None:
     assert pre_tokenizer({"pre_tokenizer": byte_level}, "mpt") == "mpt"
     assert pre_tokenizer({"pre_tokenizer": falcon}, "falcon") == pre_tokenizer({"pre_tokenizer": falcon}) == "falcon"
     assert pre_tokenizer({"pre_tokenizer": {"type": "Metaspace"}}, "falcon") == "falcon"
+
+
+def test_bert_sentence_encoder_converts_and_embeds_like_embed4all(tmp_path: Path) -> None:
+    """all-MiniLM-L6-v2 (what gpt4all's Embed4All loads as a GGUF): llama.cpp's mean-pooled vectors of the
+    converted file match our transformers pipeline, WordPiece tokens included."""
+    import llama_cpp
+
+    from runtime.embed import Embed4All, bundled_embedding_model
+
+    out = convert(bundled_embedding_model(), tmp_path / "all-MiniLM-L6-v2.f16.gguf", "f16")
+    reader = gguf.GGUFReader(out)
+    assert reader.fields["bert.pooling_type"].parts[-1][0] == gguf.PoolingType.MEAN
+    encoder = llama_cpp.Llama(str(out), embedding=True, n_threads=2, verbose=False)
+    texts = ["The cat sat on the mat.", "Unbelievably, tokenization splits words into pieces."]
+    ours = np.array(Embed4All().embed(texts))
+    theirs = np.array([encoder.embed(t) for t in texts])
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert (ours * theirs).sum(axis=1).min() > 0.999

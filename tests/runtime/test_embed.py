@@ -62,5 +62,5 @@ def test_prefix_and_dimensionality(embedder: Embed4All) -> None:
     assert torch.tensor(short).norm().item() == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="between 1 and 384"):
         embedder.embed("x", dimensionality=1000)
-    with pytest.raises(ValueError, match="long_text_mode"):
+    with pytest.raises(ValueError, match="Long text mode must be one of"):
         embedder.embed("x", long_text_mode="max")  # type: ignore[arg-type]

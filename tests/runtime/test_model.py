@@ -34,7 +34,7 @@ def test_callback_stops_generation(model: GPT4All) -> None:
 
 def test_chat_session_uses_the_gguf_template_and_keeps_history(model: GPT4All) -> None:
     assert "<|im_start|>" in (model.chat_template or "")
-    with model.chat_session(system_message="You are terse."):
+    with model.chat_session(system_prompt="You are terse."):
         first = model.generate("What is the capital of France?", max_tokens=24, **GREEDY)
         turn1 = model.stats
         second = model.generate("And of Italy?", max_tokens=24, **GREEDY)
@@ -47,7 +47,7 @@ def test_chat_session_uses_the_gguf_template_and_keeps_history(model: GPT4All) -
     new_text = "<|im_end|>\n<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n"
     assert turn2.prefill_tokens <= model.count_tokens(new_text) + 1
     assert turn2.prefill_tokens + turn2.reused_tokens == turn2.prompt_tokens
-    assert model.current_chat_session == []
+    assert model.current_chat_session is None
 
 
 def test_rendered_prompt_follows_a_given_template(model: GPT4All) -> None:
@@ -60,7 +60,7 @@ def test_rendered_prompt_follows_a_given_template(model: GPT4All) -> None:
 
 
 def test_reset_keeps_only_the_system_message(model: GPT4All) -> None:
-    with model.chat_session(system_message="Sys"):
+    with model.chat_session(system_prompt="Sys"):
         model.generate("Hi", max_tokens=4, **GREEDY)
         model.reset_chat()
         assert model.current_chat_session == [{"role": "system", "content": "Sys"}]
@@ -73,7 +73,7 @@ def test_prompt_over_the_context_is_a_clear_error_and_history_is_untouched() -> 
     with small.chat_session():
         with pytest.raises(ContextOverflowError):
             small.generate("word " * 200)
-        assert small.current_chat_session == []
+        assert small.current_chat_session == [{"role": "system", "content": ""}]
 
 
 def test_bad_model_files_give_clear_errors(tmp_path: Path) -> None:

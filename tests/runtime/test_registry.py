@@ -4,55 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from runtime.registry import BUNDLED_NAME, ModelEntry, Registry, RegistryError, download
-
-PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
-
-
-class FileServer(ThreadingHTTPServer):
-    """Serves PAYLOAD with Range support; can cut the connection after `cut_after` bytes."""
-
-    cut_after: int | None = None
-    ranges: list[str | None]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FileServer
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.server.ranges.append(self.headers.get("Range"))
-        start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
-        body = PAYLOAD[start:]
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.server.cut_after is not None:
-            self.wfile.write(body[: self.server.cut_after])
-            self.server.cut_after = None
-            self.wfile.flush()
-            self.connection.shutdown(2)  # drop the connection mid-body
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def file_server() -> Iterator[FileServer]:
-    server = FileServer(("127.0.0.1", 0), Handler)
-    server.ranges = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+from tests.runtime.conftest import PAYLOAD, FileServer
 
 
 def entry(server: FileServer, sha: str | None = None) -> ModelEntry:

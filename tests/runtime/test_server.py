@@ -108,7 +108,7 @@ def test_concurrent_requests_each_get_their_own_usage(client: openai.OpenAI) -> 
     # The model's stats belong to whichever request ran last; each answer must report its own.
     def complete(n: int) -> tuple[int, int, str]:
         reply = client.completions.create(model=MODEL, prompt=f"List the numbers from 1 to 50: 1, 2, 3, {n},",
-                                          max_tokens=n, temperature=0)
+                                          max_tokens=n, temperature=0, extra_body={"repeat_penalty": 1.0})
         return n, reply.usage.completion_tokens, reply.choices[0].finish_reason
 
     with ThreadPoolExecutor(16) as pool:
