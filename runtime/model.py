@@ -24,16 +24,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import llama_cpp
+from runtime.errors import ContextOverflowError, ModelLoadError
 
-from runtime.registry import Registry, RegistryError
-from runtime.templates import render_chat
+if TYPE_CHECKING:  # loaded with the first model, so `from runtime import GPT4All` stays light
+    import llama_cpp
 
 GGUF_MAGIC = b"GGUF"
-# The context is created with this prompt batch; a smaller per-call n_batch splits prefill further.
-MAX_BATCH = 512
+# The context is created with this prompt batch (gpt4all's LLMODEL_MAX_PROMPT_BATCH); a smaller per-call
+# n_batch splits prefill further. Measured here: 128 prefills as fast as 512, loads faster and holds ~25 MiB
+# less (llama.cpp sizes its logits buffer by it).
+MAX_BATCH = 128
 
 Callback = Callable[[int, str], bool]
 Message = dict[str, str]
@@ -44,14 +46,6 @@ GPU_DEVICES = ("gpu", "cuda", "kompute", "metal", "amd", "nvidia")
 def empty_response_callback(token_id: int, response: str) -> bool:
     """gpt4all's default callback: never stops generation."""
     return True
-
-
-class ModelLoadError(RegistryError):
-    """A model file that is missing, truncated or not GGUF."""
-
-
-class ContextOverflowError(ValueError):
-    """A prompt that does not fit the context window."""
 
 
 @dataclass
@@ -93,6 +87,8 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int 
                verbose: bool = False) -> llama_cpp.Llama:
     """Open a GGUF with llama.cpp; a truncated or corrupt file raises ModelLoadError. The thread count
     applies to prompt processing (n_threads_batch) as well as to decoding."""
+    import llama_cpp
+
     check_gguf_file(path)
     threads = n_threads or min(os.cpu_count() or 1, 8)
     try:
@@ -114,6 +110,8 @@ def gpu_layers(device: str | None, ngl: int) -> int:
     llama.cpp built with a GPU backend, and is a clear error otherwise."""
     if device is None or device == "cpu":
         return 0
+    import llama_cpp
+
     name = device.split(":", 1)[0]
     if name not in GPU_DEVICES:
         raise ValueError(f"unknown device {device!r}: use 'cpu', or a GPU ('gpu', 'cuda', 'cuda:N', 'metal', "
@@ -157,6 +155,7 @@ class ChatSession:
     history: list[Message]
     prompt_template: str | None  # gpt4all style: "{0}" the user's message, "{1}" the reply
     chat_template: str | None  # Jinja, when there is no prompt template
+    tokens: list[int] | None = None  # with a prompt template: the context so far, replies as generated
 
 
 class GPT4All:
@@ -193,6 +192,7 @@ class GPT4All:
             "tokenizer.chat_template")
         self.lock = threading.RLock()
         self.stats = GenerationStats()
+        self.generated: list[int] = []  # the last call's sampled tokens
         self._session: ChatSession | None = None
 
     # -- gpt4all's model management ---------------------------------------------------------------
@@ -202,6 +202,8 @@ class GPT4All:
                        allow_download: bool = True, verbose: bool = False) -> dict[str, Any]:
         """The model's catalogue entry (models3.json fields) with "path" set to its local file,
         downloaded first when it is catalogued, missing and allow_download is on."""
+        from runtime.registry import Registry
+
         registry = Registry.default()
         entry, path = registry.locate(model_name, Path(model_path) if model_path is not None else None,
                                       allow_download=allow_download, verbose=verbose)
@@ -213,6 +215,8 @@ class GPT4All:
     def list_models() -> list[dict[str, Any]]:
         """The model catalogue in models3.json's format: the bundled model, the catalogue at
         $GPT4ALL_MODELS_URL (if set), the user's models.json and every run's quantized models."""
+        from runtime.registry import Registry
+
         return [entry.to_config() for entry in Registry.default().with_remote().entries.values()]
 
     @staticmethod
@@ -221,6 +225,8 @@ class GPT4All:
                        expected_md5: str | None = None) -> str | os.PathLike[str]:
         """Download `url` to model_path/model_filename, resuming an interrupted download; the size and
         MD5 (and a catalogued SHA-256) are checked before the file is installed."""
+        from runtime.registry import Registry
+
         return Registry.default().download_file(model_filename, Path(model_path), url=url, expected_size=expected_size,
                                                 expected_md5=expected_md5, verbose=verbose)
 
@@ -228,6 +234,8 @@ class GPT4All:
     def list_gpus() -> list[str]:
         """GPU devices this build can use: none for a CPU-only llama.cpp (gpt4all raises ValueError when
         it cannot list devices; so does this, with the reason)."""
+        import llama_cpp
+
         if not llama_cpp.llama_supports_gpu_offload():
             raise ValueError("Unable to retrieve available GPU devices: this llama-cpp-python build is CPU-only")
         return ["gpu"]
@@ -313,12 +321,15 @@ class GPT4All:
     def _sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None) -> Iterator[str]:
         """Prefill what the KV cache lacks, then sample token by token. The repeat penalty sees the last
         repeat_last_n tokens of the context, prompt included (as gpt4all's does)."""
+        import llama_cpp
+
         llama = self.llama
         # KV reuse: keep the cached prefix shared with this prompt and evaluate only the rest (at
         # least the last token, whose logits choose the first new one).
         reused = min(cached_prefix(llama, tokens), len(tokens) - 1)
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
+        self.generated = []  # this call's tokens, as sampled
         llama.n_batch = max(1, min(params.n_batch, MAX_BATCH))
         llama.eval(tokens[reused:])
         llama.n_batch = MAX_BATCH
@@ -339,6 +350,7 @@ class GPT4All:
                     self.stats.finish_reason = "stop"
                     break
                 self.stats.completion_tokens += 1
+                self.generated.append(token)
                 piece = decoder.decode(llama.detokenize([token], special=False))
                 if piece:
                     yield piece
@@ -363,6 +375,8 @@ class GPT4All:
 
     def render(self, messages: list[Message], chat_template: str | None = None, add_generation_prompt: bool = True) -> str:
         """The conversation in the model's own chat format, ready for the assistant's answer."""
+        from runtime.templates import render_chat
+
         template = chat_template or self.chat_template
         if not template:
             raise ValueError(f"model {self.name!r} has no chat template; pass chat_template=...")
@@ -433,41 +447,53 @@ class GPT4All:
         """Forget the turns of the open chat session, keeping its system prompt."""
         if self._session is not None:
             del self._session.history[1:]
-
-    def _session_tokens(self, session: ChatSession, history: list[Message]) -> list[int]:
-        if session.prompt_template is None:
-            shown = [m for m in history if m["role"] != "system" or m["content"]]
-            return self.chat_tokens(shown, session.chat_template)
-        return self.tokenize(prompt_template_parts(history, session.prompt_template), add_bos=True)
+            self._session.tokens = None
 
     def _chat_turn(self, prompt: str, params: SamplingParams, callback: Callback | None) -> Iterator[str]:
         session = self._session
         assert session is not None
         user = {"role": "user", "content": prompt}
+        if session.prompt_template is None:
+            shown = [m for m in [*session.history, user] if m["role"] != "system" or m["content"]]
+            tokens = self.chat_tokens(shown, session.chat_template)
+        elif session.tokens is None:
+            tokens = self.tokenize(prompt_template_parts([*session.history, user], session.prompt_template), add_bos=True)
+        else:  # as gpt4all: the context so far (the last reply as it was generated), then this turn
+            before, after, tail = split_prompt_template(session.prompt_template)
+            tokens = session.tokens + self.tokenize([(tail, True), (before, True), (prompt, False), (after, True)])
         # Raises before the history changes when the turn cannot be answered (e.g. over the context).
-        pieces = self.stream_tokens(self._session_tokens(session, [*session.history, user]), params, callback)
+        pieces = self.stream_tokens(tokens, params, callback)
         session.history.append(user)
-        return self._record_reply(pieces, session.history)
+        return self._record_reply(pieces, session, tokens)
 
-    @staticmethod
-    def _record_reply(pieces: Iterator[str], history: list[Message]) -> Iterator[str]:
+    def _record_reply(self, pieces: Iterator[str], session: ChatSession, tokens: list[int]) -> Iterator[str]:
         reply = {"role": "assistant", "content": ""}
-        history.append(reply)
-        for piece in pieces:
-            reply["content"] += piece
-            yield piece
+        session.history.append(reply)
+        try:
+            for piece in pieces:
+                reply["content"] += piece
+                yield piece
+        finally:
+            if session.prompt_template is not None:
+                session.tokens = tokens + self.generated
+
+
+def split_prompt_template(template: str) -> tuple[str, str, str]:
+    """A gpt4all prompt template's text before the message, between it and the reply, and after the reply."""
+    head, _, tail = template.partition("{1}")
+    before, _, after = head.partition("{0}")
+    return before.format(), after.format(), tail.format()
 
 
 def prompt_template_parts(history: list[Message], template: str) -> list[tuple[str, bool]]:
     """A conversation through a gpt4all prompt template, as (text, parse special tokens) parts: the system
     prompt and template text are template text; messages are plain text. A finished turn is the template
     with the reply at "{1}" (or after it); the open turn stops where the reply would start."""
-    head, _, tail = template.partition("{1}")
-    before, _, after = head.partition("{0}")
+    before, after, tail = split_prompt_template(template)
     parts: list[tuple[str, bool]] = [(history[0]["content"], True)] if history and history[0]["role"] == "system" else []
     for message in history:
         if message["role"] == "user":
-            parts += [(before.format(), True), (message["content"], False), (after.format(), True)]
+            parts += [(before, True), (message["content"], False), (after, True)]
         elif message["role"] == "assistant":
-            parts += [(message["content"], False), (tail.format(), True)]
+            parts += [(message["content"], False), (tail, True)]
     return parts

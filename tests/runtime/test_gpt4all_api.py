@@ -197,15 +197,20 @@ def test_prompt_template_sessions_render_as_gpt4all(model: GPT4All) -> None:
 
     with model.chat_session(system_prompt=system, prompt_template=template):
         seen: list[list[int]] = []
-        reply = model.generate("Hi", max_tokens=4, temp=0)
+        model.generate("Hi", max_tokens=4, temp=0)
         seen.append(list(model.llama._input_ids[: model.stats.prompt_tokens]))
+        reply = list(model.generated)
         model.generate("Bye", max_tokens=4, temp=0)
         seen.append(list(model.llama._input_ids[: model.stats.prompt_tokens]))
+        assert model.stats.prefill_tokens < 20  # only the new turn is read: the reply's tokens are kept as generated
         assert model.current_chat_session[0] == {"role": "system", "content": system}
+        model.reset_chat()
+        model.generate("Hi", max_tokens=4, temp=0)
+        assert list(model.llama._input_ids[: model.stats.prompt_tokens]) == seen[0]
     open_turn = [(system, True), ("<|im_start|>user\n", True), ("Hi", False), ("<|im_end|>\n<|im_start|>assistant\n", True)]
     assert seen[0] == pieces(*open_turn)
-    assert seen[1] == pieces(*open_turn, (reply, False), ("<|im_end|>\n", True), ("<|im_start|>user\n", True),
-                             ("Bye", False), ("<|im_end|>\n<|im_start|>assistant\n", True))
+    assert seen[1] == seen[0] + reply + model.tokenize([("<|im_end|>\n", True), ("<|im_start|>user\n", True),
+                                                        ("Bye", False), ("<|im_end|>\n<|im_start|>assistant\n", True)])
     with pytest.raises(ValueError, match="literal '%1' is not supported"):
         with model.chat_session(prompt_template="### Human:\n%1\n### Assistant:\n"):
             pass
