@@ -114,19 +114,35 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = DEFAULT_PORT,
     n_ctx: ContextOption = 2048,
     threads: ThreadsOption = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="RUNTIME_API_KEY", show_envvar=True,
+                                                help="Require `Authorization: Bearer KEY` on /v1/.")] = None,
+    allowed_hosts: Annotated[list[str] | None, typer.Option(
+        "--allowed-hosts", help="Host names requests may name besides localhost/127.0.0.1/::1 ('*': any).")] = None,
+    max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests waiting beyond the running one; "
+                                                                      "more get 429 with Retry-After.")] = 8,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Request body cap (413).")] = 4.0,
 ) -> None:
     """Serve the OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
-    import uvicorn
+    import logging
 
+    from runtime.guard import LOOPBACK_NAMES, GuardConfig
     from runtime.model import GPT4All
-    from runtime.server import ModelPool, create_app
+    from runtime.server import GracefulServer, ModelPool, create_app
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        pool = ModelPool(model, n_ctx=n_ctx, n_threads=threads, loader=GPT4All)
+        pool = ModelPool(model, n_ctx=n_ctx, n_threads=threads, loader=GPT4All, max_queue=max_queue)
     except (RegistryError, ValueError) as exc:
         raise fail(exc) from None
+    hosts = set(LOOPBACK_NAMES) | {h.lower() for h in allowed_hosts or []}
+    if host not in ("0.0.0.0", "::"):
+        hosts.add(host.lower())
+    if host not in LOOPBACK_NAMES and not api_key:
+        err.print(f"[bold red]WARNING: serving on {host} without --api-key: anyone who can reach this machine "
+                  "can use the model.[/]")
+    guard = GuardConfig(allowed_hosts=hosts, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20))
     err.print(f"serving {pool.current.name} on http://{host}:{port}/v1", highlight=False)
-    uvicorn.run(create_app(pool), host=host, port=port, log_level="warning")
+    GracefulServer(create_app(pool, guard), pool, host, port).run()
 
 
 def main() -> None:

@@ -60,6 +60,11 @@ class SamplingParams:
     repeat_penalty: float = 1.18
     repeat_last_n: int = 64
     n_batch: int = 8
+    # OpenAI's, for the server: penalties, a seed (None: random), a GBNF grammar the output must follow
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+    grammar: str | None = None
 
 
 @dataclass
@@ -326,7 +331,9 @@ class GPT4All:
         llama = self.llama
         # KV reuse: keep the cached prefix shared with this prompt and evaluate only the rest (at
         # least the last token, whose logits choose the first new one).
-        reused = min(cached_prefix(llama, tokens), len(tokens) - 1)
+        # A seeded call evaluates its whole prompt: KV reuse changes how the prompt is batched, which moves
+        # the logits in their last bits, which is enough to change a sampled token.
+        reused = 0 if params.seed is not None else min(cached_prefix(llama, tokens), len(tokens) - 1)
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
         self.generated = []  # this call's tokens, as sampled
@@ -336,10 +343,16 @@ class GPT4All:
         if budget == 0:
             return
         llama.last_n_tokens_size = max(0, params.repeat_last_n)
+        llama.set_seed(params.seed if params.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
+        grammar = llama_cpp.LlamaGrammar.from_string(params.grammar, verbose=False) if params.grammar else None
         sampler = llama._init_sampler(top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, typical_p=1.0,
-                                      temp=params.temp, repeat_penalty=params.repeat_penalty)
+                                      temp=params.temp, repeat_penalty=params.repeat_penalty,
+                                      frequency_penalty=params.frequency_penalty,
+                                      presence_penalty=params.presence_penalty, grammar=grammar)
+        # Only the penalties see the prompt (a grammar must not): _init_sampler adds them to its chain first.
+        penalties = llama_cpp.llama_sampler_chain_get(sampler.sampler, 0)
         for token in tokens[-params.repeat_last_n:] if params.repeat_last_n > 0 else []:
-            llama_cpp.llama_sampler_accept(sampler.sampler, token)
+            llama_cpp.llama_sampler_accept(penalties, token)
         vocab = llama._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.stats.finish_reason = "length"

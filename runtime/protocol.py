@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.model import SamplingParams
 
@@ -19,38 +20,107 @@ class ContentPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A message; `developer` is OpenAI's newer name for `system`. An assistant message may carry
+    tool_calls with null content (clients replay them); their text is whatever content there is."""
 
-    role: Literal["system", "user", "assistant"]
-    content: str | list[ContentPart]
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    @model_validator(mode="after")
+    def has_content(self) -> ChatMessage:
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"a {self.role} message needs content")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
 
+    def as_dict(self) -> dict[str, str]:
+        return {"role": "system" if self.role == "developer" else self.role, "content": self.text()}
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+    def grammar(self) -> str | None:
+        """The GBNF grammar llama.cpp samples under: any JSON object, or JSON of the given schema."""
+        from llama_cpp import llama_grammar
+
+        if self.type == "text":
+            return None
+        if self.type == "json_object":
+            return llama_grammar.JSON_GBNF
+        schema = (self.json_schema or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise ValueError("response_format.json_schema.schema: a JSON schema object is required")
+        try:
+            return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+        except Exception as exc:  # the converter raises plain exceptions on schemas it cannot express
+            raise ValueError(f"response_format.json_schema.schema: not supported ({exc})") from None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    include_usage: bool = False
+
+
+# OpenAI fields this server does not implement: a request that sets them gets a 400 naming the field,
+# never a 200 that silently ignored them.
+UNSUPPORTED = {"tools": "tool calling", "tool_choice": "tool calling", "functions": "function calling",
+               "function_call": "function calling", "logprobs": "logprobs", "top_logprobs": "logprobs",
+               "echo": "echo", "best_of": "best_of", "suffix": "suffix", "logit_bias": "logit_bias"}
+MAX_STOPS = 4  # OpenAI's limit
+
 
 class GenerationRequest(BaseModel):
-    """Fields shared by both endpoints; unknown OpenAI fields are ignored, wrong types are 400s."""
+    """Fields shared by both endpoints, with OpenAI's ranges; numbers must be numbers (strict). Unknown
+    fields are ignored; known ones we cannot honour are refused (UNSUPPORTED)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(DEFAULTS.temp, ge=0, le=2)
     top_p: float = Field(DEFAULTS.top_p, gt=0, le=1)
-    top_k: int = Field(DEFAULTS.top_k, ge=0)
+    top_k: int = Field(DEFAULTS.top_k, ge=0, le=100_000)
     min_p: float = Field(DEFAULTS.min_p, ge=0, le=1)
-    repeat_penalty: float = Field(DEFAULTS.repeat_penalty, gt=0)
-    repeat_last_n: int = Field(DEFAULTS.repeat_last_n, ge=0)
+    repeat_penalty: float = Field(DEFAULTS.repeat_penalty, gt=0, le=10)
+    repeat_last_n: int = Field(DEFAULTS.repeat_last_n, ge=0, le=1_000_000)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    seed: int | None = Field(None, ge=0, lt=2**32 - 1)
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def supported(self) -> GenerationRequest:
+        for name, what in UNSUPPORTED.items():
+            value = (self.model_extra or {}).get(name)
+            if value not in (None, False, [], {}, 0) and not (name == "tool_choice" and value == "none"):
+                raise ValueError(f"{name}: {what} is not supported by this server")
+        stops = self.stop if isinstance(self.stop, list) else [self.stop] if self.stop is not None else []
+        if len(stops) > MAX_STOPS:
+            raise ValueError(f"stop: at most {MAX_STOPS} sequences")
+        return self
 
     def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else [s for s in self.stop if s]
+        """The stop sequences; empty strings are dropped (one would end every answer before it starts)."""
+        stops = self.stop if isinstance(self.stop, list) else [self.stop] if self.stop is not None else []
+        return [s for s in stops if s]
 
     def sampling(self, default_max_tokens: int, n_batch: int) -> SamplingParams:
         return SamplingParams(
@@ -62,7 +132,15 @@ class GenerationRequest(BaseModel):
             repeat_penalty=self.repeat_penalty,
             repeat_last_n=self.repeat_last_n,
             n_batch=n_batch,
+            frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
+            seed=self.seed,
+            grammar=self.response_format.grammar() if self.response_format else None,
         )
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
 
 class ChatRequest(GenerationRequest):

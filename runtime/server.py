@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import socket
 import threading
 import time
@@ -28,7 +30,9 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime import protocol
-from runtime.model import ContextOverflowError, GenerationStats, GPT4All, ModelLoadError, SamplingParams
+from runtime.errors import ContextOverflowError, RegistryError
+from runtime.guard import Guard, GuardConfig
+from runtime.model import GenerationStats, GPT4All, SamplingParams
 from runtime.registry import Registry
 from runtime.stops import StopScanner
 from runtime.templates import ChatTemplateError
@@ -39,6 +43,8 @@ DEFAULT_PORT = 4891
 # OpenAI's default for /v1/completions; chat answers default to GPT4All's generate() length.
 COMPLETION_MAX_TOKENS = 16
 CHAT_MAX_TOKENS = SamplingParams().max_tokens
+DISCONNECT_POLL_S = 0.25  # how often a request answered in one body checks that its client is still there
+log = logging.getLogger("runtime.server")
 # The server prefills with large batches: GPT4All's n_batch=8 suits a UI on slow machines, not an API.
 SERVER_N_BATCH = 512
 
@@ -51,25 +57,32 @@ def free_port(host: str = DEFAULT_HOST) -> int:
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None):
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
+        self.headers = headers
 
 
 class ModelPool:
-    """Models by name, loaded on first use; one resident at a time, one generation at a time."""
+    """Models by name, loaded on first use; one resident at a time, one generation at a time, and at most
+    `max_queue` requests waiting for it (beyond that: 429 with Retry-After)."""
 
     def __init__(self, default: str | None, n_ctx: int = 2048, n_threads: int | None = None,
-                 loader: Callable[..., GPT4All] = GPT4All) -> None:
+                 loader: Callable[..., GPT4All] = GPT4All, max_queue: int = 8) -> None:
         self.registry = Registry.default()
-        self.n_ctx, self.n_threads, self.loader = n_ctx, n_threads, loader
+        self.n_ctx, self.n_threads, self.loader, self.max_queue = n_ctx, n_threads, loader, max_queue
         self.lock = threading.Lock()
         self.current: GPT4All = loader(default, n_ctx=n_ctx, n_threads=n_threads, allow_download=False)
+        self.admitted = 0  # requests running or waiting for the model
+        self.admission = threading.Lock()
+        self.seconds_per_job = 5.0  # a running average, for Retry-After
+        self.stopping = threading.Event()  # set on shutdown: every generation stops at its next token
 
     def ids(self) -> list[str]:
-        """The served model first, then every installed registry model."""
-        installed = [name for name, entry in self.registry.entries.items() if entry.installed]
-        return [self.current.name, *(name for name in installed if name != self.current.name)]
+        """The served model first, then every installed registry model whose file is a GGUF."""
+        loadable = [name for name, entry in self.registry.entries.items() if entry.installed and is_gguf(entry.path)]
+        return [self.current.name, *(name for name in loadable if name != self.current.name)]
 
     def check(self, name: str) -> None:
         if name not in self.ids():
@@ -81,6 +94,28 @@ class ModelPool:
         if name != self.current.name:
             self.current = self.loader(name, n_ctx=self.n_ctx, n_threads=self.n_threads, allow_download=False)
         return self.current
+
+    def admit(self) -> None:
+        """Count a request in, or refuse it fast when the queue is full."""
+        with self.admission:
+            if self.admitted > self.max_queue:
+                wait = max(1, round(self.seconds_per_job * self.admitted))
+                raise APIError(429, f"the server is busy: {self.admitted} requests ahead (queue limit "
+                                    f"{self.max_queue}); retry in about {wait} s", "rate_limit_error",
+                               code="queue_full", headers={"Retry-After": str(wait)})
+            self.admitted += 1
+
+    def release(self, seconds: float) -> None:
+        with self.admission:
+            self.admitted -= 1
+            self.seconds_per_job = 0.8 * self.seconds_per_job + 0.2 * seconds
+
+
+def is_gguf(path: Path | None) -> bool:
+    try:
+        return path is not None and path.open("rb").read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 @dataclass
@@ -105,8 +140,10 @@ class Outcome:
         return "stop" if self.stopped_by_sequence else self.stats.finish_reason
 
 
-async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcome]:
-    """Start a generation in a worker thread; raise APIError before any output if it cannot start."""
+async def run_job(pool: ModelPool, job: Job, watch: Request | None = None) -> tuple[AsyncIterator[str], Outcome]:
+    """Start a generation in a worker thread; raise APIError before any output if it cannot start. With
+    `watch` (a request answered in one body), a client that disconnects, while queued or while its answer
+    is generated, stops the work within a token (streams are stopped by their response closing)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
@@ -115,8 +152,20 @@ async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcom
     def post(kind: str, value: Any = None) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
+    pool.admit()
+    started = time.monotonic()
+
     def worker() -> None:
+        try:
+            generate()
+        finally:
+            pool.release(time.monotonic() - started)
+
+    def generate() -> None:
         with pool.lock:
+            if cancelled.is_set() or pool.stopping.is_set():  # gave up while waiting in the queue
+                post("error", APIError(499, "the client went away", "invalid_request_error"))
+                return
             try:
                 outcome.model = pool.get(job.model_name)
                 stream = job.open_stream(outcome.model)
@@ -127,7 +176,7 @@ async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcom
             scanner = StopScanner(stream, job.stops)
             try:
                 for piece in scanner:
-                    if cancelled.is_set():  # the client went away
+                    if cancelled.is_set() or pool.stopping.is_set():  # the client went away; shutdown
                         break
                     post("piece", piece)
                 outcome.stopped_by_sequence = scanner.stopped
@@ -140,15 +189,35 @@ async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcom
                 outcome.stats = replace(outcome.model.stats)
             post("done")
 
+    last_check = time.monotonic()
+
+    async def next_event() -> tuple[str, Any]:
+        """The worker's next event; every DISCONNECT_POLL_S, whether the watched client is still there."""
+        nonlocal last_check
+        while True:
+            if watch is not None and time.monotonic() - last_check >= DISCONNECT_POLL_S:
+                last_check = time.monotonic()
+                if await watch.is_disconnected():
+                    cancelled.set()
+                    raise APIError(499, "the client went away", "invalid_request_error")
+            try:
+                return await asyncio.wait_for(queue.get(), timeout=DISCONNECT_POLL_S)
+            except TimeoutError:
+                continue
+
     threading.Thread(target=worker, daemon=True, name="generation").start()
-    kind, value = await queue.get()
+    try:
+        kind, value = await next_event()
+    except BaseException:
+        cancelled.set()
+        raise
     if kind == "error":
         raise as_api_error(value)
 
     async def pieces() -> AsyncIterator[str]:
         try:
             while True:
-                kind, value = await queue.get()
+                kind, value = await next_event()
                 if kind == "piece":
                     yield value
                 elif kind == "error":
@@ -161,20 +230,30 @@ async def run_job(pool: ModelPool, job: Job) -> tuple[AsyncIterator[str], Outcom
     return pieces(), outcome
 
 
+ABSOLUTE_PATH = re.compile(r"(?:/[^/\s:'\"]+)+/")
+
+
+def redact_paths(text: str) -> str:
+    """File names without their folders: error bodies never show where files lie on this machine."""
+    return ABSOLUTE_PATH.sub("", text)
+
+
 def as_api_error(exc: Exception) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ContextOverflowError):
         return APIError(400, str(exc), "invalid_request_error", code="context_length_exceeded", param="messages")
-    if isinstance(exc, (ChatTemplateError, ValueError)) and not isinstance(exc, ModelLoadError):
-        return APIError(400, str(exc), "invalid_request_error")
-    return APIError(500, f"{type(exc).__name__}: {exc}", "server_error")
+    if isinstance(exc, (ChatTemplateError, ValueError)) and not isinstance(exc, RegistryError):
+        return APIError(400, redact_paths(str(exc)), "invalid_request_error")
+    log.error("request failed", exc_info=exc)
+    return APIError(500, f"{type(exc).__name__}: {redact_paths(str(exc))}", "server_error")
 
 
-def create_app(pool: ModelPool) -> FastAPI:
-    """The FastAPI application serving `pool`."""
+def create_app(pool: ModelPool, guard: GuardConfig | None = None) -> FastAPI:
+    """The FastAPI application serving `pool`, behind the guard (loopback host names, no key by default)."""
     app = FastAPI(title="GPT4All-style local runtime", docs_url="/docs")
     app.state.pool = pool
+    app.add_middleware(Guard, config=guard or GuardConfig())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -184,7 +263,8 @@ def create_app(pool: ModelPool) -> FastAPI:
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(protocol.error_body(exc.message, exc.kind, exc.param, exc.code), status_code=exc.status)
+        return JSONResponse(protocol.error_body(exc.message, exc.kind, exc.param, exc.code), status_code=exc.status,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -193,9 +273,14 @@ def create_app(pool: ModelPool) -> FastAPI:
             if err["type"] == "json_invalid":
                 problems.append(f"the request body is not valid JSON ({err['ctx'].get('error', 'parse error')})")
                 continue
-            param = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            param = ".".join(str(p) for p in err["loc"] if p != "body")
+            message = err["msg"].removeprefix("Value error, ")
+            if not param and ": " in message:  # a check across fields names its field first
+                param = message.split(": ", 1)[0]
+                message = message.split(": ", 1)[1]
+            param = param or "body"
             first = first or param
-            problems.append(f"{param}: {err['msg']}")
+            problems.append(f"{param}: {message}")
         message = "; ".join(problems)
         return JSONResponse(protocol.error_body(message, "invalid_request_error", first), status_code=400)
 
@@ -211,27 +296,52 @@ def create_app(pool: ModelPool) -> FastAPI:
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: protocol.ChatRequest) -> JSONResponse | EventSourceResponse:
+    async def chat_completions(body: protocol.ChatRequest, request: Request) -> JSONResponse | EventSourceResponse:
         pool.check(body.model)
-        params = body.sampling(CHAT_MAX_TOKENS, SERVER_N_BATCH)
-        messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+        params = sampling(body, CHAT_MAX_TOKENS, pool)
+        messages = [m.as_dict() for m in body.messages]
+        check_length(sum(len(m["content"]) for m in messages), pool, "messages")
         job = Job(lambda model: model.stream_chat(messages, params), body.model, body.stop_list())
-        return await respond(pool, job, body, "chatcmpl", chat=True)
+        return await respond(pool, job, body, request, "chatcmpl", chat=True)
 
     @app.post("/v1/completions", response_model=None)
-    async def completions(body: protocol.CompletionRequest) -> JSONResponse | EventSourceResponse:
+    async def completions(body: protocol.CompletionRequest, request: Request) -> JSONResponse | EventSourceResponse:
         pool.check(body.model)
-        params = body.sampling(COMPLETION_MAX_TOKENS, SERVER_N_BATCH)
+        params = sampling(body, COMPLETION_MAX_TOKENS, pool)
+        check_length(len(body.prompt_text()), pool, "prompt")
         job = Job(lambda model: model.stream_text(body.prompt_text(), params), body.model, body.stop_list())
-        return await respond(pool, job, body, "cmpl", chat=False)
+        return await respond(pool, job, body, request, "cmpl", chat=False)
 
     return app
 
 
-async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, prefix: str,
+def sampling(body: protocol.GenerationRequest, default_max_tokens: int, pool: ModelPool) -> SamplingParams:
+    """The request's sampling, checked against the served context (400 naming the field)."""
+    try:
+        params = body.sampling(default_max_tokens, SERVER_N_BATCH)
+    except ValueError as exc:
+        raise APIError(400, str(exc), "invalid_request_error", param="response_format") from None
+    for name, value in (("max_tokens", params.max_tokens), ("repeat_last_n", params.repeat_last_n)):
+        if value > pool.n_ctx:
+            raise APIError(400, f"{name}: {value} is more than the context window ({pool.n_ctx} tokens)",
+                           "invalid_request_error", param=name)
+    return params
+
+
+CHARS_PER_TOKEN_MAX = 32  # no tokenizer packs more characters than this into a token on real text
+
+
+def check_length(chars: int, pool: ModelPool, param: str) -> None:
+    """Refuse text that cannot fit the context before tokenizing it (a 20 MB prompt took 39 s to tokenize)."""
+    if chars > pool.n_ctx * CHARS_PER_TOKEN_MAX:
+        raise APIError(400, f"{param}: {chars} characters cannot fit the context window of {pool.n_ctx} tokens",
+                       "invalid_request_error", code="context_length_exceeded", param=param)
+
+
+async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, request: Request, prefix: str,
                   chat: bool) -> JSONResponse | EventSourceResponse:
     """Run the job and answer as one JSON body or as an SSE stream of chunks."""
-    pieces, outcome = await run_job(pool, job)
+    pieces, outcome = await run_job(pool, job, watch=None if body.stream else request)
     assert outcome.model is not None
     response_id, name = protocol.new_id(prefix), outcome.model.name
 
@@ -252,6 +362,29 @@ async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, p
         async for piece in pieces:
             yield json.dumps(protocol.envelope(response_id, kind, name, choice(piece, None)))
         yield json.dumps(protocol.envelope(response_id, kind, name, choice(None, outcome.finish_reason)))
+        if body.include_usage:  # OpenAI's stream_options.include_usage: a last chunk with usage, no choices
+            used = protocol.usage(outcome.stats.prompt_tokens, outcome.stats.completion_tokens)
+            yield json.dumps({**protocol.envelope(response_id, kind, name, {}), "choices": [], "usage": used})
         yield "[DONE]"
 
     return EventSourceResponse(events())
+
+
+class GracefulServer:
+    """uvicorn, with SIGTERM/SIGINT stopping every generation at its next token first, so a busy server
+    exits in a moment instead of after its longest answer."""
+
+    def __init__(self, app: FastAPI, pool: ModelPool, host: str, port: int) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                pool.stopping.set()
+                super().handle_exit(sig, frame)
+
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                                timeout_graceful_shutdown=5)
+        self.server = Server(config)
+
+    def run(self) -> None:
+        self.server.run()

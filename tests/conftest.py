@@ -88,31 +88,35 @@ def model():  # noqa: ANN201 - GPT4All
     return GPT4All(n_threads=2)
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m runtime serve` in a child process on a free loopback port."""
+def start_server(home: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`python -m runtime serve ARGS` in a child process on a free loopback port, once it answers."""
     port = free_port()
-    home = tmp_path_factory.mktemp("server-home")
     env = {**os.environ, "RUNTIME_HOME": str(home), "RUNTIME_RUNS_DIR": str(home / "runs"),
            "GPT4ALL_MODEL_DIR": str(home / "models")}
+    env.pop("RUNTIME_API_KEY", None)
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "serve", "--port", str(port), "--threads", "2"],
+        [sys.executable, "-m", "runtime", "serve", "--port", str(port), "--threads", "2", *args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                break
+            if httpx.get(f"{url}/", timeout=1).status_code == 200:
+                return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {(home / 'server.log').read_text()}")
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start in 60 s")
+    proc.kill()
+    raise RuntimeError("server did not start in 60 s")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m runtime serve` in a child process on a free loopback port, with room to queue 32 requests."""
+    proc, url = start_server(tmp_path_factory.mktemp("server-home"), "--max-queue", "32")
     yield url
     proc.terminate()
     proc.wait(timeout=10)

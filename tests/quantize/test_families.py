@@ -16,8 +16,15 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, FalconConfig, GPTJConfig, LlamaConfig, MptConfig,
-                          PreTrainedModel)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    FalconConfig,
+    GPTJConfig,
+    LlamaConfig,
+    MptConfig,
+    PreTrainedModel,
+)
 
 from pipeline.artifacts import RunDir, execute
 from pipeline.cli import STAGES
