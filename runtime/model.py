@@ -65,6 +65,16 @@ class SamplingParams:
     presence_penalty: float = 0.0
     seed: int | None = None
     grammar: str | None = None
+    logprobs: int | None = None  # record each sampled token's log-probability and this many alternatives
+
+
+@dataclass
+class TokenLogprob:
+    """A sampled token's log-probability under the model (its raw logits), and the most likely tokens."""
+
+    token: int
+    logprob: float
+    top: list[tuple[int, float]]
 
 
 @dataclass
@@ -198,6 +208,7 @@ class GPT4All:
         self.lock = threading.RLock()
         self.stats = GenerationStats()
         self.generated: list[int] = []  # the last call's sampled tokens
+        self.logprobs: list[TokenLogprob] = []  # and their log-probabilities, when asked for
         self._session: ChatSession | None = None
 
     # -- gpt4all's model management ---------------------------------------------------------------
@@ -337,6 +348,7 @@ class GPT4All:
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
         self.generated = []  # this call's tokens, as sampled
+        self.logprobs: list[TokenLogprob] = []  # with params.logprobs
         llama.n_batch = max(1, min(params.n_batch, MAX_BATCH))
         llama.eval(tokens[reused:])
         llama.n_batch = MAX_BATCH
@@ -364,6 +376,8 @@ class GPT4All:
                     break
                 self.stats.completion_tokens += 1
                 self.generated.append(token)
+                if params.logprobs is not None:
+                    self.logprobs.append(token_logprob(llama, token, params.logprobs))
                 piece = decoder.decode(llama.detokenize([token], special=False))
                 if piece:
                     yield piece
@@ -489,6 +503,20 @@ class GPT4All:
         finally:
             if session.prompt_template is not None:
                 session.tokens = tokens + self.generated
+
+
+def token_logprob(llama: llama_cpp.Llama, token: int, alternatives: int) -> TokenLogprob:
+    """log-softmax of the last evaluated position's logits, at `token` and at the top `alternatives`."""
+    import llama_cpp
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(llama.n_vocab(),))
+    peak = float(logits.max())
+    log_total = peak + float(np.log(np.exp(logits - peak).sum()))
+    top = np.argpartition(-logits, alternatives)[:alternatives] if alternatives else np.zeros(0, dtype=np.int64)
+    top = top[np.argsort(-logits[top])]
+    return TokenLogprob(token, float(logits[token]) - log_total,
+                        [(int(t), float(logits[t]) - log_total) for t in top])
 
 
 def split_prompt_template(template: str) -> tuple[str, str, str]:

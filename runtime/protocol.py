@@ -77,8 +77,7 @@ class StreamOptions(BaseModel):
 # OpenAI fields this server does not implement: a request that sets them gets a 400 naming the field,
 # never a 200 that silently ignored them.
 UNSUPPORTED = {"tools": "tool calling", "tool_choice": "tool calling", "functions": "function calling",
-               "function_call": "function calling", "logprobs": "logprobs", "top_logprobs": "logprobs",
-               "echo": "echo", "best_of": "best_of", "suffix": "suffix", "logit_bias": "logit_bias"}
+               "function_call": "function calling", "echo": "echo", "best_of": "best_of", "suffix": "suffix", "logit_bias": "logit_bias"}
 MAX_STOPS = 4  # OpenAI's limit
 
 
@@ -146,16 +145,39 @@ class GenerationRequest(BaseModel):
 class ChatRequest(GenerationRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def logprobs_asked(self) -> ChatRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs: needs logprobs: true")
+        if self.logprobs and self.stream:
+            raise ValueError("logprobs: not supported with stream: true (ask for one body)")
+        return self
 
     def sampling(self, default_max_tokens: int, n_batch: int) -> SamplingParams:
         params = super().sampling(default_max_tokens, n_batch)
         if self.max_completion_tokens and not self.max_tokens:
             params.max_tokens = self.max_completion_tokens
+        params.logprobs = (self.top_logprobs or 0) if self.logprobs else None
         return params
 
 
 class CompletionRequest(GenerationRequest):
     prompt: str | list[str]
+    logprobs: int | None = Field(None, ge=0, le=5, description="Alternatives per token (OpenAI: at most 5).")
+
+    @model_validator(mode="after")
+    def logprobs_asked(self) -> CompletionRequest:
+        if self.logprobs is not None and self.stream:
+            raise ValueError("logprobs: not supported with stream: true (ask for one body)")
+        return self
+
+    def sampling(self, default_max_tokens: int, n_batch: int) -> SamplingParams:
+        params = super().sampling(default_max_tokens, n_batch)
+        params.logprobs = self.logprobs
+        return params
 
     @field_validator("prompt")
     @classmethod
@@ -182,6 +204,25 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+Piece = tuple[str, float, list[tuple[str, float]]]  # a token's text, log-probability, alternatives
+
+
+def chat_logprobs(pieces: list[Piece]) -> dict[str, Any]:
+    def entry(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
+    return {"content": [{**entry(text, lp), "top_logprobs": [entry(t, p) for t, p in top]} for text, lp, top in pieces]}
+
+
+def completion_logprobs(pieces: list[Piece]) -> dict[str, Any]:
+    offsets, at = [], 0
+    for text, _, _ in pieces:
+        offsets.append(at)
+        at += len(text)
+    return {"tokens": [text for text, _, _ in pieces], "token_logprobs": [lp for _, lp, _ in pieces],
+            "top_logprobs": [dict(top) for _, _, top in pieces], "text_offset": offsets}
 
 
 def chat_choice(text: str | None, finish_reason: str | None, delta: bool) -> dict[str, Any]:

@@ -134,6 +134,7 @@ class Outcome:
     model: GPT4All | None = None
     stopped_by_sequence: bool = False
     stats: GenerationStats = field(default_factory=GenerationStats)  # this request's, copied under the lock
+    logprobs: list[protocol.Piece] = field(default_factory=list)  # likewise, when asked for
 
     @property
     def finish_reason(self) -> str:
@@ -187,6 +188,7 @@ async def run_job(pool: ModelPool, job: Job, watch: Request | None = None) -> tu
                 stream.close()  # type: ignore[attr-defined]  # releases the model for the next request
                 # The model's stats belong to whichever request ran last: copy them before the lock goes.
                 outcome.stats = replace(outcome.model.stats)
+                outcome.logprobs = logprob_pieces(outcome.model)
             post("done")
 
     last_check = time.monotonic()
@@ -228,6 +230,25 @@ async def run_job(pool: ModelPool, job: Job, watch: Request | None = None) -> tu
             cancelled.set()
 
     return pieces(), outcome
+
+
+def logprob_pieces(model: GPT4All) -> list[protocol.Piece]:
+    """The last generation's token log-probabilities with each token's text."""
+    def text(token: int) -> str:
+        return model.llama.detokenize([token], special=False).decode("utf-8", "replace")
+
+    return [(text(e.token), e.logprob, [(text(t), p) for t, p in e.top]) for e in model.logprobs]
+
+
+def within(pieces: list[protocol.Piece], text: str) -> list[protocol.Piece]:
+    """The tokens that make up `text` (a stop sequence may have cut the generated text short)."""
+    kept, length = [], 0
+    for piece in pieces:
+        if length >= len(text):
+            break
+        kept.append(piece)
+        length += len(piece[0])
+    return kept
 
 
 ABSOLUTE_PATH = re.compile(r"(?:/[^/\s:'\"]+)+/")
@@ -354,7 +375,11 @@ async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, r
         text = "".join([piece async for piece in pieces])
         kind = "chat.completion" if chat else "text_completion"
         used = protocol.usage(outcome.stats.prompt_tokens, outcome.stats.completion_tokens)
-        return JSONResponse(protocol.envelope(response_id, kind, name, choice(text, outcome.finish_reason), usage=used))
+        answer = choice(text, outcome.finish_reason)
+        if outcome.logprobs:
+            scored = within(outcome.logprobs, text)
+            answer["logprobs"] = protocol.chat_logprobs(scored) if chat else protocol.completion_logprobs(scored)
+        return JSONResponse(protocol.envelope(response_id, kind, name, answer, usage=used))
 
     kind = "chat.completion.chunk" if chat else "text_completion"
 

@@ -70,9 +70,12 @@ def test_body_cap_and_bounds_name_the_field(guarded: tuple[str, psutil.Process, 
         assert reply.status_code == 400 and reply.json()["error"]["param"] == field, (field, reply.text)
     as_text = post(url, "/v1/chat/completions", chat(temperature="0.5"))
     assert as_text.status_code == 400 and as_text.json()["error"]["param"] == "temperature"
-    for field, value in {"tools": [{"type": "function", "function": {"name": "f"}}], "logprobs": True}.items():
+    for field, value in {"tools": [{"type": "function", "function": {"name": "f"}}], "functions": [{"name": "f"}],
+                         "logit_bias": {"1": 5}}.items():
         reply = post(url, "/v1/chat/completions", chat(**{field: value}))
         assert reply.status_code == 400 and reply.json()["error"]["param"] == field and "not supported" in reply.text
+    streamed = post(url, "/v1/chat/completions", chat(logprobs=True, stream=True))
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "logprobs"
     assert post(url, "/v1/completions", {"model": MODEL, "prompt": "Hi", "echo": True}).status_code == 400
     assert server.memory_info().rss - rss < 50 * 2**20  # nothing was allocated for the hostile values
     answer = post(url, "/v1/chat/completions", chat(stop="", temperature=0)).json()
@@ -185,3 +188,33 @@ def test_sigterm_while_generating_exits_promptly(tmp_path: Path) -> None:
     assert time.monotonic() - start < 8
     assert "Finished server process" in (tmp_path / "server.log").read_text()
     sock.close()
+
+
+def test_logprobs_are_the_models(guarded: tuple[str, psutil.Process, Path]) -> None:
+    url, _, _ = guarded
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=120)
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Name a color."}],
+                                           max_tokens=6, temperature=0, logprobs=True, top_logprobs=3,
+                                           extra_body={"repeat_penalty": 1.0})  # greedy on the raw logits
+    scored = reply.choices[0].logprobs.content
+    assert len(scored) == reply.usage.completion_tokens
+    assert "".join(t.token for t in scored) == reply.choices[0].message.content
+    for token in scored:  # greedy: the chosen token is the most likely one, and probabilities are below 1
+        assert len(token.top_logprobs) == 3 and token.logprob <= 0
+        assert [t.logprob for t in token.top_logprobs] == sorted((t.logprob for t in token.top_logprobs), reverse=True)
+        assert token.logprob == pytest.approx(token.top_logprobs[0].logprob)
+    text = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, logprobs=2)
+    logprobs = text.choices[0].logprobs
+    assert len(logprobs.tokens) == len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == 4
+    assert logprobs.text_offset[0] == 0 and all(len(top) == 2 for top in logprobs.top_logprobs)
+
+
+def test_binding_beyond_loopback_without_a_key_warns(tmp_path: Path) -> None:
+    proc, url = start_server(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert httpx.get(f"{url}/v1/models").status_code == 200  # Host: 127.0.0.1 is still allowed
+        log = (tmp_path / "server.log").read_text()
+        assert "WARNING: serving on 0.0.0.0 without --api-key" in " ".join(log.split())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
