@@ -43,7 +43,6 @@ DEFAULT_PORT = 4891
 # OpenAI's default for /v1/completions; chat answers default to GPT4All's generate() length.
 COMPLETION_MAX_TOKENS = 16
 CHAT_MAX_TOKENS = SamplingParams().max_tokens
-DISCONNECT_POLL_S = 0.25  # how often a request answered in one body checks that its client is still there
 log = logging.getLogger("runtime.server")
 # The server prefills with large batches: GPT4All's n_batch=8 suits a UI on slow machines, not an API.
 SERVER_N_BATCH = 512
@@ -191,35 +190,34 @@ async def run_job(pool: ModelPool, job: Job, watch: Request | None = None) -> tu
                 outcome.logprobs = logprob_pieces(outcome.model)
             post("done")
 
-    last_check = time.monotonic()
+    async def watch_disconnect(request: Request) -> None:
+        """The body is read already, so the next message from the client is its disconnect."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        cancelled.set()  # the worker stops at its next token, or as soon as it would start
+        queue.put_nowait(("error", APIError(499, "the client went away", "invalid_request_error")))
 
-    async def next_event() -> tuple[str, Any]:
-        """The worker's next event; every DISCONNECT_POLL_S, whether the watched client is still there."""
-        nonlocal last_check
-        while True:
-            if watch is not None and time.monotonic() - last_check >= DISCONNECT_POLL_S:
-                last_check = time.monotonic()
-                if await watch.is_disconnected():
-                    cancelled.set()
-                    raise APIError(499, "the client went away", "invalid_request_error")
-            try:
-                return await asyncio.wait_for(queue.get(), timeout=DISCONNECT_POLL_S)
-            except TimeoutError:
-                continue
+    watcher = asyncio.create_task(watch_disconnect(watch)) if watch is not None else None
+
+    def stop() -> None:
+        cancelled.set()
+        if watcher is not None:
+            watcher.cancel()
 
     threading.Thread(target=worker, daemon=True, name="generation").start()
     try:
-        kind, value = await next_event()
+        kind, value = await queue.get()
     except BaseException:
-        cancelled.set()
+        stop()
         raise
     if kind == "error":
+        stop()
         raise as_api_error(value)
 
     async def pieces() -> AsyncIterator[str]:
         try:
             while True:
-                kind, value = await next_event()
+                kind, value = await queue.get()
                 if kind == "piece":
                     yield value
                 elif kind == "error":
@@ -227,7 +225,7 @@ async def run_job(pool: ModelPool, job: Job, watch: Request | None = None) -> tu
                 else:
                     return
         finally:
-            cancelled.set()
+            stop()
 
     return pieces(), outcome
 
