@@ -218,3 +218,15 @@ def test_binding_beyond_loopback_without_a_key_warns(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_server_errors_name_files_without_their_folders() -> None:
+    from runtime.errors import ModelLoadError
+    from runtime.server import as_api_error
+
+    error = as_api_error(ModelLoadError("llama.cpp could not load /home/someone/models/x.gguf: the file is "
+                                        "truncated: 10 bytes, its tensors need 20 (see /tmp/cache/log.txt)"))
+    assert error.status == 500 and "/home" not in error.message and "/tmp" not in error.message
+    assert "x.gguf" in error.message and "log.txt" in error.message
+    bad = as_api_error(ValueError("no chat template in /srv/private/model.gguf"))
+    assert bad.status == 400 and bad.message == "no chat template in model.gguf"
