@@ -88,13 +88,24 @@ class GenerationStats:
     finish_reason: str = "stop"
 
 
+def leading_bytes(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(len(GGUF_MAGIC))
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether `path` is a readable file that starts as a GGUF does."""
+    try:
+        return leading_bytes(path) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
 def check_gguf_file(path: Path) -> None:
     """Reject a missing or non-GGUF file with a clear message before llama.cpp sees it."""
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic != GGUF_MAGIC:
+    if (magic := leading_bytes(path)) != GGUF_MAGIC:
         raise ModelLoadError(f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r})")
 
 
@@ -240,11 +251,11 @@ class GPT4All:
                        url: str | None = None, expected_size: int | None = None,
                        expected_md5: str | None = None) -> str | os.PathLike[str]:
         """Download `url` to model_path/model_filename, resuming an interrupted download; the size and
-        MD5 (and a catalogued SHA-256) are checked before the file is installed."""
-        from runtime.registry import Registry
+        MD5 are checked before the file is installed."""
+        from runtime.registry import download_file
 
-        return Registry.default().download_file(model_filename, Path(model_path), url=url, expected_size=expected_size,
-                                                expected_md5=expected_md5, verbose=verbose)
+        return download_file(model_filename, Path(model_path), url=url, expected_size=expected_size,
+                             expected_md5=expected_md5, verbose=verbose)
 
     @staticmethod
     def list_gpus() -> list[str]:
@@ -348,7 +359,7 @@ class GPT4All:
         llama.n_tokens = reused  # eval() drops every cached position from here on
         self.stats = GenerationStats(prompt_tokens=len(tokens), prefill_tokens=len(tokens) - reused, reused_tokens=reused)
         self.generated = []  # this call's tokens, as sampled
-        self.logprobs: list[TokenLogprob] = []  # with params.logprobs
+        self.logprobs = []  # with params.logprobs
         llama.n_batch = max(1, min(params.n_batch, MAX_BATCH))
         llama.eval(tokens[reused:])
         llama.n_batch = MAX_BATCH

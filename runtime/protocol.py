@@ -111,15 +111,17 @@ class GenerationRequest(BaseModel):
             value = (self.model_extra or {}).get(name)
             if value not in (None, False, [], {}, 0) and not (name == "tool_choice" and value == "none"):
                 raise ValueError(f"{name}: {what} is not supported by this server")
-        stops = self.stop if isinstance(self.stop, list) else [self.stop] if self.stop is not None else []
-        if len(stops) > MAX_STOPS:
+        if len(self.stops()) > MAX_STOPS:
             raise ValueError(f"stop: at most {MAX_STOPS} sequences")
         return self
 
+    def stops(self) -> list[str]:
+        """`stop` as a list, as sent."""
+        return self.stop if isinstance(self.stop, list) else [self.stop] if self.stop is not None else []
+
     def stop_list(self) -> list[str]:
         """The stop sequences; empty strings are dropped (one would end every answer before it starts)."""
-        stops = self.stop if isinstance(self.stop, list) else [self.stop] if self.stop is not None else []
-        return [s for s in stops if s]
+        return [s for s in self.stops() if s]
 
     def sampling(self, default_max_tokens: int, n_batch: int) -> SamplingParams:
         return SamplingParams(

@@ -212,7 +212,8 @@ class Registry:
             return self.find(candidate.name), candidate
         entry = self.find(name)
         filename = entry.filename if entry else model_filename(name)
-        local = (folder or self.models_dir) / filename
+        where = folder or self.models_dir
+        local = where / filename
         if local.is_file():
             return entry, local
         if entry is not None and folder is None and entry.installed:
@@ -220,7 +221,6 @@ class Registry:
             return entry, entry.path
         if candidate.suffix == ".gguf" and candidate.parent != Path("."):
             raise ModelNotFoundError(f"model file not found: {candidate}")
-        where = folder or self.models_dir
         if entry is None and allow_download:
             entry = self.with_remote().find(name)
         if entry is None:
@@ -231,17 +231,16 @@ class Registry:
         if not allow_download:
             raise ModelNotFoundError(f"model {entry.name!r} is not installed; expected at {local} "
                                      "(allow_download=True fetches it)")
-        path = self.download_file(entry.filename, where, url=entry.url, expected_size=entry.filesize,
-                                  expected_md5=entry.md5sum, expected_sha256=entry.sha256, verbose=verbose)
-        entry.path = path
-        return entry, path
+        entry.path = download(entry, where, progress=verbose)
+        return entry, entry.path
 
-    def download_file(self, filename: str, folder: Path, url: str | None = None, expected_size: int | None = None,
-                      expected_md5: str | None = None, expected_sha256: str | None = None,
-                      verbose: bool = True) -> Path:
-        entry = ModelEntry(name=filename, filename=filename, url=url or GPT4ALL_DOWNLOADS.format(filename=filename),
-                           filesize=expected_size, md5sum=expected_md5, sha256=expected_sha256)
-        return download(entry, folder, progress=verbose)
+
+def download_file(filename: str, folder: Path, url: str | None = None, expected_size: int | None = None,
+                  expected_md5: str | None = None, verbose: bool = True) -> Path:
+    """gpt4all's download_model: a file by name, from `url` or gpt4all's download location."""
+    entry = ModelEntry(name=filename, filename=filename, url=url or GPT4ALL_DOWNLOADS.format(filename=filename),
+                       filesize=expected_size, md5sum=expected_md5)
+    return download(entry, folder, progress=verbose)
 
 
 def download(entry: ModelEntry, dest_dir: Path, timeout_s: float = 60.0, progress: bool = True) -> Path:

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime import protocol
 from runtime.errors import ContextOverflowError, RegistryError
 from runtime.guard import Guard, GuardConfig
-from runtime.model import GenerationStats, GPT4All, SamplingParams
+from runtime.model import GenerationStats, GPT4All, SamplingParams, is_gguf
 from runtime.registry import Registry
 from runtime.stops import StopScanner
 from runtime.templates import ChatTemplateError
@@ -80,7 +80,7 @@ class ModelPool:
 
     def ids(self) -> list[str]:
         """The served model first, then every installed registry model whose file is a GGUF."""
-        loadable = [name for name, entry in self.registry.entries.items() if entry.installed and is_gguf(entry.path)]
+        loadable = [name for name, entry in self.registry.entries.items() if entry.path and is_gguf(entry.path)]
         return [self.current.name, *(name for name in loadable if name != self.current.name)]
 
     def check(self, name: str) -> None:
@@ -108,13 +108,6 @@ class ModelPool:
         with self.admission:
             self.admitted -= 1
             self.seconds_per_job = 0.8 * self.seconds_per_job + 0.2 * seconds
-
-
-def is_gguf(path: Path | None) -> bool:
-    try:
-        return path is not None and path.open("rb").read(4) == b"GGUF"
-    except OSError:
-        return False
 
 
 @dataclass
