@@ -34,6 +34,7 @@ from pipeline.rowfiles import Row
 
 CHUNK = 2000  # records per filter batch
 
+
 def input_path(cfg: PipelineConfig, run: RunDir) -> Path:
     return cfg.curate.input or run.root / "collect" / "pairs.jsonl"
 
