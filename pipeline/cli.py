@@ -84,8 +84,9 @@ def run_stages(names: list[str], cfg: PipelineConfig, run: RunDir, force: bool, 
         try:
             manifest, ran = execute(STAGES[name], cfg, run, force=force)
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
-            # markup=False: messages such as gloo's hold [brackets] that rich would parse and choke on
-            console.print(f"{who()}{name} failed: {exc}", style="red", markup=False, highlight=False)
+            # markup=False: messages such as gloo's hold [brackets] that rich would parse and choke on;
+            # soft_wrap: no line breaks inserted at the console's width, which would split a path in two
+            console.print(f"{who()}{name} failed: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if processes.is_main():
             verb = "done" if ran else "up to date, skipped (--force reruns it)"
