@@ -200,6 +200,7 @@ start = time.perf_counter()
 model = GPT4All(path.rsplit("/", 1)[1], model_path=path.rsplit("/", 1)[0], allow_download=False, n_threads=threads,
                 device="cpu")
 out["load_s"] = time.perf_counter() - start
+out["ready_s"] = imported + out["load_s"]
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked parent (this benchmark, model loaded)
 out["rss_mib"] = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 if task == "prefill":
@@ -272,6 +273,7 @@ def bench_vs_gpt4all(model: GPT4All, threads: int, tokens: int, repeats: int) ->
     return [
         row("`from <package> import GPT4All, Embed4All`", "import_s", "s", False),
         row("GPT4All(...) load", "load_s", "s", False),
+        row("import + load: from a fresh process to a loaded model", "ready_s", "s", False),
         row("peak RSS after load (VmHWM)", "rss_mib", "MiB", False),
         {**row(f"prefill of a {n_prompt}-token prompt", "prefill_s", "s", False)},
         row(f"decode tok/s ({tokens} tokens, greedy)", "decode_per_s", "tok/s", True),

@@ -1,6 +1,7 @@
 """The CPU inference runtime: GPT4All-style Python API, terminal chat and an OpenAI-compatible server.
 
-Heavy imports (llama.cpp, torch) happen on first use of `GPT4All` / `Embed4All`.
+`import runtime` alone loads nothing heavy: `from runtime import GPT4All` loads llama.cpp's bindings (as
+gpt4all's import loads its own), and Embed4All loads torch when it first embeds.
 """
 
 from typing import TYPE_CHECKING, Any

