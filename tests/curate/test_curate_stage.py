@@ -193,5 +193,5 @@ def test_map_screenshot_in_headless_chromium_shows_the_points(planted, tmp_path:
                    check=True, capture_output=True, timeout=120)
     image = Image.open(shot).convert("RGB")
     # Plotly's first two trace colors (#636efa, #EF553B): one per source ("synthetic", "other").
-    marks = sum(1 for pixel in image.getdata() if pixel in ((99, 110, 250), (239, 85, 59)))
+    marks = sum(1 for pixel in image.get_flattened_data() if pixel in ((99, 110, 250), (239, 85, 59)))
     assert marks > 31 * 10  # every marker paints dozens of pixels
