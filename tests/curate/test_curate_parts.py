@@ -10,10 +10,12 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config import MinHashConfig
 from pipeline.curate.decontaminate import NgramIndex, file_texts, words
 from pipeline.curate.dedupe import near_duplicates
-from pipeline.curate.maps import MapPoint, stratified_sample, write_local_map
+from pipeline.curate.maps import MapPoint, cosine_neighbours, project, stratified_sample, write_local_map
 from pipeline.curate.spool import ITER_BLOCK, TextSpool
 from pipeline.records import read_records, write_records
 from tests.curate.test_curate_stage import curate, pair, removed_by
@@ -164,3 +166,19 @@ def test_spooled_texts_read_back_by_position_in_this_process_and_in_workers(tmp_
         tail = spool.texts()[len(texts) + 1 :]
         assert near_duplicates(tail, MinHashConfig(workers=2), 42) == near_duplicates(copies, MinHashConfig(workers=1), 42)
     assert not (tmp_path / "texts.spool").exists()
+
+
+def test_map_neighbours_are_the_exact_cosine_ones_and_clusters_stay_apart() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 32)) * 4
+    vectors = np.concatenate([c + rng.normal(size=(60, 32)) for c in centers]).astype(np.float32)
+    neighbours, distances = cosine_neighbours(vectors, 5)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = np.argsort(-(unit @ unit.T), axis=1, kind="stable")[:, :5]
+    assert (neighbours[:, 0] == np.arange(len(vectors))).all() and np.allclose(distances[:, 0], 0, atol=1e-5)
+    assert (np.sort(neighbours, axis=1) == np.sort(exact, axis=1)).all()
+    coords = project(vectors, seed=0)
+    centroids = np.stack([coords[i * 60:(i + 1) * 60].mean(axis=0) for i in range(3)])
+    spread = max(np.linalg.norm(coords[i * 60:(i + 1) * 60] - centroids[i], axis=1).max() for i in range(3))
+    gaps = [np.linalg.norm(centroids[a] - centroids[b]) for a in range(3) for b in range(a + 1, 3)]
+    assert min(gaps) > spread  # each planted cluster is its own island
