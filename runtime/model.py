@@ -505,7 +505,6 @@ class GPT4All:
 
 def token_logprob(llama: llama_cpp.Llama, token: int, alternatives: int) -> TokenLogprob:
     """log-softmax of the last evaluated position's logits, at `token` and at the top `alternatives`."""
-
     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(llama.n_vocab(),))
     peak = float(logits.max())
     log_total = peak + float(np.log(np.exp(logits - peak).sum()))

