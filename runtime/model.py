@@ -319,8 +319,10 @@ class GPT4All:
         """Generate after raw text whose special tokens are honoured (an OpenAI completions prompt)."""
         return self.stream_tokens(self.tokenize([(text, True)], add_bos=True), params, callback)
 
-    def stream_tokens(self, tokens: list[int], params: SamplingParams, callback: Callback | None = None) -> Iterator[str]:
-        """Sample after `tokens`, reusing the KV cache for the prefix they share with the last call.
+    def stream_tokens(self, tokens: list[int], params: SamplingParams, callback: Callback | None = None,
+                      closing: list[int] | None = None) -> Iterator[str]:
+        """Sample after `tokens`, reusing the KV cache for the prefix they share with the last call; when the
+        reply is complete, evaluate `closing` (a chat template's end of turn) after it.
 
         The prompt is checked now (empty, over the context: ValueError); sampling starts on iteration.
         """
@@ -330,11 +332,23 @@ class GPT4All:
         if len(tokens) >= n_ctx:
             raise ContextOverflowError(f"the prompt is {len(tokens)} tokens; the context window is {n_ctx}")
         budget = max(0, min(params.max_tokens, n_ctx - len(tokens)))
-        return self._locked_sample(tokens, params, budget, callback)
+        return self._locked_sample(tokens, params, budget, callback, closing or [])
 
-    def _locked_sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None) -> Iterator[str]:
+    def _locked_sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None,
+                       closing: list[int]) -> Iterator[str]:
         with self.lock:
             yield from self._sample(tokens, params, budget, callback)
+            if closing:
+                self._evaluate_closing(tokens, closing)
+
+    def _evaluate_closing(self, tokens: list[int], closing: list[int]) -> None:
+        """Bring the KV cache to the end of the finished turn: the last sampled token (sampled, not yet
+        evaluated) and the template's closing tokens, as gpt4all's llmodel does before prompt() returns;
+        the next turn then evaluates only its own tokens. Skipped when they would not fit the context."""
+        llama = self.llama
+        pending = [*tokens, *self.generated][llama.n_tokens :] + closing
+        if llama.n_tokens + len(pending) <= self.n_ctx:
+            llama.eval(pending)
 
     def _sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None) -> Iterator[str]:
         """Prefill what the KV cache lacks, then sample token by token. The repeat penalty sees the last
@@ -478,20 +492,25 @@ class GPT4All:
         session = self._session
         assert session is not None
         user = {"role": "user", "content": prompt}
+        closing: list[int] = []  # with a prompt template: its end of turn, evaluated as soon as the reply ends
         if session.prompt_template is None:
             shown = [m for m in [*session.history, user] if m["role"] != "system" or m["content"]]
             tokens = self.chat_tokens(shown, session.chat_template)
-        elif session.tokens is None:
-            tokens = self.tokenize(prompt_template_parts([*session.history, user], session.prompt_template), add_bos=True)
-        else:  # as gpt4all: the context so far (the last reply as it was generated), then this turn
+        else:
             before, after, tail = split_prompt_template(session.prompt_template)
-            tokens = session.tokens + self.tokenize([(tail, True), (before, True), (prompt, False), (after, True)])
+            closing = self.tokenize([(tail, True)])
+            if session.tokens is None:
+                parts = prompt_template_parts([*session.history, user], session.prompt_template)
+                tokens = self.tokenize(parts, add_bos=True)
+            else:  # as gpt4all: the context so far (each reply as it was generated, closed), then this turn
+                tokens = session.tokens + self.tokenize([(before, True), (prompt, False), (after, True)])
         # Raises before the history changes when the turn cannot be answered (e.g. over the context).
-        pieces = self.stream_tokens(tokens, params, callback)
+        pieces = self.stream_tokens(tokens, params, callback, closing)
         session.history.append(user)
-        return self._record_reply(pieces, session, tokens)
+        return self._record_reply(pieces, session, tokens, closing)
 
-    def _record_reply(self, pieces: Iterator[str], session: ChatSession, tokens: list[int]) -> Iterator[str]:
+    def _record_reply(self, pieces: Iterator[str], session: ChatSession, tokens: list[int],
+                      closing: list[int]) -> Iterator[str]:
         reply = {"role": "assistant", "content": ""}
         session.history.append(reply)
         try:
@@ -500,7 +519,7 @@ class GPT4All:
                 yield piece
         finally:
             if session.prompt_template is not None:
-                session.tokens = tokens + self.generated
+                session.tokens = tokens + self.generated + closing
 
 
 def token_logprob(llama: llama_cpp.Llama, token: int, alternatives: int) -> TokenLogprob:
@@ -515,10 +534,11 @@ def token_logprob(llama: llama_cpp.Llama, token: int, alternatives: int) -> Toke
 
 
 def split_prompt_template(template: str) -> tuple[str, str, str]:
-    """A gpt4all prompt template's text before the message, between it and the reply, and after the reply."""
-    head, _, tail = template.partition("{1}")
+    """A gpt4all prompt template's text before the message, between it and the reply, and after the reply
+    (a blank line when the template has no "{1}", as gpt4all's llmodel)."""
+    head, reply, tail = template.partition("{1}")
     before, _, after = head.partition("{0}")
-    return before.format(), after.format(), tail.format()
+    return before.format(), after.format(), tail.format() if reply else "\n\n"
 
 
 def prompt_template_parts(history: list[Message], template: str) -> list[tuple[str, bool]]:
