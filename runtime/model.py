@@ -41,6 +41,7 @@ GGUF_MAGIC = b"GGUF"
 MAX_BATCH = 128
 
 Callback = Callable[[int, str], bool]
+Closing = Callable[[str], list[int]]  # the finished reply's text -> the tokens that end its turn
 Message = dict[str, str]
 DEFAULT_PROMPT_TEMPLATE = "### Human:\n{0}\n\n### Assistant:\n"  # gpt4all's fallback (Alpaca)
 GPU_DEVICES = ("gpu", "cuda", "kompute", "metal", "amd", "nvidia")
@@ -320,9 +321,9 @@ class GPT4All:
         return self.stream_tokens(self.tokenize([(text, True)], add_bos=True), params, callback)
 
     def stream_tokens(self, tokens: list[int], params: SamplingParams, callback: Callback | None = None,
-                      closing: list[int] | None = None) -> Iterator[str]:
+                      closing: Closing | None = None) -> Iterator[str]:
         """Sample after `tokens`, reusing the KV cache for the prefix they share with the last call; when the
-        reply is complete, evaluate `closing` (a chat template's end of turn) after it.
+        reply is complete, evaluate the tokens `closing(reply)` says end the turn (a chat template's).
 
         The prompt is checked now (empty, over the context: ValueError); sampling starts on iteration.
         """
@@ -332,14 +333,17 @@ class GPT4All:
         if len(tokens) >= n_ctx:
             raise ContextOverflowError(f"the prompt is {len(tokens)} tokens; the context window is {n_ctx}")
         budget = max(0, min(params.max_tokens, n_ctx - len(tokens)))
-        return self._locked_sample(tokens, params, budget, callback, closing or [])
+        return self._locked_sample(tokens, params, budget, callback, closing)
 
     def _locked_sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None,
-                       closing: list[int]) -> Iterator[str]:
+                       closing: Closing | None) -> Iterator[str]:
         with self.lock:
-            yield from self._sample(tokens, params, budget, callback)
-            if closing:
-                self._evaluate_closing(tokens, closing)
+            reply: list[str] = []
+            for piece in self._sample(tokens, params, budget, callback):
+                reply.append(piece)
+                yield piece
+            if closing is not None and (ending := closing("".join(reply))):
+                self._evaluate_closing(tokens, ending)
 
     def _evaluate_closing(self, tokens: list[int], closing: list[int]) -> None:
         """Bring the KV cache to the end of the finished turn: the last sampled token (sampled, not yet
@@ -428,7 +432,8 @@ class GPT4All:
             eos_token=self.llama.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace"),
         )
 
-    def chat_tokens(self, messages: list[Message], chat_template: str | None = None) -> list[int]:
+    def chat_tokens(self, messages: list[Message], chat_template: str | None = None,
+                    add_generation_prompt: bool = True) -> list[int]:
         """The conversation rendered with a Jinja chat template. The template's text may hold special
         tokens, the messages' text never does: a message whose text would tokenize into special tokens
         (`<|im_start|>` typed by a user) is rendered as a marker and tokenized as plain text in its place;
@@ -436,7 +441,7 @@ class GPT4All:
         forged = {index for index, m in enumerate(messages) if self.has_special_text(m["content"])}
         markers = {index: f"\x00{index}\x00" for index in forged}
         rendered = self.render([{**m, "content": markers[i]} if i in forged else m for i, m in enumerate(messages)],
-                               chat_template)
+                               chat_template, add_generation_prompt)
         parts: list[tuple[str, bool]] = []
         for piece in re.split("(\x00\\d+\x00)", rendered):
             if piece.startswith("\x00"):
@@ -492,10 +497,13 @@ class GPT4All:
         session = self._session
         assert session is not None
         user = {"role": "user", "content": prompt}
-        closing: list[int] = []  # with a prompt template: its end of turn, evaluated as soon as the reply ends
+        closing: list[int] = []  # with a prompt template: its end of turn
         if session.prompt_template is None:
             shown = [m for m in [*session.history, user] if m["role"] != "system" or m["content"]]
             tokens = self.chat_tokens(shown, session.chat_template)
+
+            def close(reply: str) -> list[int]:
+                return self.jinja_closing(shown, reply, tokens, session.chat_template)
         else:
             before, after, tail = split_prompt_template(session.prompt_template)
             closing = self.tokenize([(tail, True)])
@@ -504,10 +512,23 @@ class GPT4All:
                 tokens = self.tokenize(parts, add_bos=True)
             else:  # as gpt4all: the context so far (each reply as it was generated, closed), then this turn
                 tokens = session.tokens + self.tokenize([(before, True), (prompt, False), (after, True)])
+
+            def close(reply: str) -> list[int]:
+                return closing
         # Raises before the history changes when the turn cannot be answered (e.g. over the context).
-        pieces = self.stream_tokens(tokens, params, callback, closing)
+        pieces = self.stream_tokens(tokens, params, callback, close)
         session.history.append(user)
         return self._record_reply(pieces, session, tokens, closing)
+
+    def jinja_closing(self, shown: list[Message], reply: str, tokens: list[int],
+                      chat_template: str | None) -> list[int]:
+        """The tokens a Jinja chat template puts after `reply` to end the turn, when the conversation with
+        the reply re-renders to `tokens` + the reply's tokens as generated (else none: the next turn's KV
+        reuse finds where they part)."""
+        done = [*tokens, *self.generated]
+        full = self.chat_tokens([*shown, {"role": "assistant", "content": reply}], chat_template,
+                                add_generation_prompt=False)
+        return full[len(done):] if full[: len(done)] == done else []
 
     def _record_reply(self, pieces: Iterator[str], session: ChatSession, tokens: list[int],
                       closing: list[int]) -> Iterator[str]:

@@ -42,10 +42,10 @@ def test_chat_session_uses_the_gguf_template_and_keeps_history(model: GPT4All) -
         history = model.current_chat_session
     assert [m["role"] for m in history] == ["system", "user", "assistant", "user", "assistant"]
     assert history[2]["content"] == first and history[4]["content"] == second
-    # KV reuse: turn 2 evaluates only what is new in turn 2, not the conversation so far.
-    assert turn2.reused_tokens >= turn1.prompt_tokens + turn1.completion_tokens - 1
-    new_text = "<|im_end|>\n<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n"
-    assert turn2.prefill_tokens <= model.count_tokens(new_text) + 1
+    # KV reuse: turn 1 was closed ("<|im_end|>\n") when its reply ended, so turn 2 evaluates only its own text.
+    assert turn2.reused_tokens == turn1.prompt_tokens + turn1.completion_tokens + 2
+    new_text = "<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n"
+    assert turn2.prefill_tokens == model.count_tokens(new_text)
     assert turn2.prefill_tokens + turn2.reused_tokens == turn2.prompt_tokens
     assert model.current_chat_session is None
 
