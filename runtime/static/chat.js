@@ -2,6 +2,9 @@
 "use strict";
 
 const STORE = "gpt4all-pipeline-chat";
+// The server's API key (--api-key) lives in sessionStorage, apart from the conversations: it survives a
+// reload and is forgotten with the tab.
+const KEY_STORE = "gpt4all-pipeline-api-key";
 // GPT4All's generation defaults (DESIGN.md, runtime.model.SamplingParams).
 const DEFAULTS = { max_tokens: 200, temperature: 0.7, top_k: 40, top_p: 0.4, min_p: 0.0, repeat_penalty: 1.18, repeat_last_n: 64 };
 
@@ -18,6 +21,17 @@ function load() {
 }
 
 function save() { localStorage.setItem(STORE, JSON.stringify(state)); }
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORE, key); else sessionStorage.removeItem(KEY_STORE);
+  showError("");
+  loadModels();
+}
 
 function current() { return state.conversations.find((c) => c.id === state.current); }
 
@@ -118,7 +132,11 @@ function render() {
 
 async function loadModels() {
   try {
-    const reply = await fetch("/v1/models");
+    const reply = await fetch("/v1/models", { headers: authHeaders() });
+    if (reply.status === 401) {
+      showError(`This server needs its API key (--api-key): ${$("api-key").value ? "the one entered is wrong" : "enter it"} under Settings.`);
+      return;
+    }
     if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
     const models = (await reply.json()).data.map((m) => m.id);
     const select = $("model");
@@ -151,7 +169,7 @@ async function streamAnswer(conversation) {
   try {
     const reply = await fetch("/v1/chat/completions", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ model: state.model, messages, stream: true, ...state.params }),
       signal: controller.signal,
     });
@@ -221,6 +239,8 @@ $("stop").onclick = () => controller && controller.abort();
 $("regenerate").onclick = regenerate;
 $("new-chat").onclick = newConversation;
 $("system").onchange = () => { state.system = $("system").value; save(); };
+$("api-key").value = sessionStorage.getItem(KEY_STORE) || "";
+$("api-key").onchange = () => setApiKey($("api-key").value.trim());
 $("reset-params").onclick = () => { state.params = { ...DEFAULTS }; save(); renderParams(); };
 if (!current()) newConversation(); else render();
 loadModels();

@@ -1,11 +1,15 @@
 """The chat page in headless Chromium (Debian's /usr/bin/chromium driven by Playwright) against a real
-server with the bundled model: stream an answer, switch conversations, reload, keep the history."""
+server with the bundled model: stream an answer, switch conversations, reload, keep the history; and
+against a server started with --api-key, which the page asks for and sends."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import start_server
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -61,3 +65,41 @@ def test_chat_in_the_browser_streams_switches_and_survives_reload(server_url: st
         assert page.locator(".message.user .text").first.text_content() == "What is the capital of France?"
         browser.close()
     assert outside == []
+
+
+def test_the_page_asks_for_and_sends_the_api_key(tmp_path: Path, chromium: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    key = "sk-page-test-key"
+    proc, url = start_server(tmp_path, "--api-key", key)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("document.querySelector('#status').textContent.includes('API key')")
+            assert page.locator("#model option").count() == 0  # the models need the key too
+            page.fill("#api-key", "sk-wrong")
+            page.dispatch_event("#api-key", "change")
+            page.wait_for_function("document.querySelector('#status').textContent.includes('is wrong')")
+            page.fill("#api-key", key)
+            page.dispatch_event("#api-key", "change")
+            page.wait_for_function("document.querySelector('#model').options.length > 0")
+            assert page.text_content("#status") == ""
+            page.fill("#param-max_tokens", "8")
+            page.dispatch_event("#param-max_tokens", "change")
+            page.fill("#input", "Say hello.")
+            page.click("#send")
+            page.wait_for_function("document.querySelector('#stop').disabled && "
+                                   "document.querySelectorAll('.message.assistant').length === 1", timeout=60_000)
+            assert (page.locator(".message.assistant .text").last.text_content() or "").strip()
+            stored = page.evaluate("JSON.stringify(localStorage)")
+            assert key not in stored and "Say hello." in json.loads(stored)["gpt4all-pipeline-chat"]
+            page.reload()  # the key stays for the tab (sessionStorage), not with the conversations
+            page.wait_for_function("document.querySelector('#model').options.length > 0")
+            assert page.input_value("#api-key") == key
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert key not in (tmp_path / "server.log").read_text()
