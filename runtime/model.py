@@ -41,7 +41,7 @@ GGUF_MAGIC = b"GGUF"
 MAX_BATCH = 128
 
 Callback = Callable[[int, str], bool]
-Closing = Callable[[str], list[int]]  # the finished reply's text -> the tokens that end its turn
+Closing = Callable[[], list[int]]  # after a reply: the tokens that end its turn
 Message = dict[str, str]
 DEFAULT_PROMPT_TEMPLATE = "### Human:\n{0}\n\n### Assistant:\n"  # gpt4all's fallback (Alpaca)
 GPU_DEVICES = ("gpu", "cuda", "kompute", "metal", "amd", "nvidia")
@@ -323,7 +323,7 @@ class GPT4All:
     def stream_tokens(self, tokens: list[int], params: SamplingParams, callback: Callback | None = None,
                       closing: Closing | None = None) -> Iterator[str]:
         """Sample after `tokens`, reusing the KV cache for the prefix they share with the last call; when the
-        reply is complete, evaluate the tokens `closing(reply)` says end the turn (a chat template's).
+        reply is complete, evaluate the tokens `closing()` says end the turn (a chat template's).
 
         The prompt is checked now (empty, over the context: ValueError); sampling starts on iteration.
         """
@@ -338,11 +338,8 @@ class GPT4All:
     def _locked_sample(self, tokens: list[int], params: SamplingParams, budget: int, callback: Callback | None,
                        closing: Closing | None) -> Iterator[str]:
         with self.lock:
-            reply: list[str] = []
-            for piece in self._sample(tokens, params, budget, callback):
-                reply.append(piece)
-                yield piece
-            if closing is not None and (ending := closing("".join(reply))):
+            yield from self._sample(tokens, params, budget, callback)
+            if closing is not None and (ending := closing()):
                 self._evaluate_closing(tokens, ending)
 
     def _evaluate_closing(self, tokens: list[int], closing: list[int]) -> None:
@@ -502,8 +499,8 @@ class GPT4All:
             shown = [m for m in [*session.history, user] if m["role"] != "system" or m["content"]]
             tokens = self.chat_tokens(shown, session.chat_template)
 
-            def close(reply: str) -> list[int]:
-                return self.jinja_closing(shown, reply, tokens, session.chat_template)
+            def close() -> list[int]:
+                return self.jinja_closing(shown, tokens, session.chat_template)
         else:
             before, after, tail = split_prompt_template(session.prompt_template)
             closing = self.tokenize([(tail, True)])
@@ -513,19 +510,19 @@ class GPT4All:
             else:  # as gpt4all: the context so far (each reply as it was generated, closed), then this turn
                 tokens = session.tokens + self.tokenize([(before, True), (prompt, False), (after, True)])
 
-            def close(reply: str) -> list[int]:
+            def close() -> list[int]:
                 return closing
         # Raises before the history changes when the turn cannot be answered (e.g. over the context).
         pieces = self.stream_tokens(tokens, params, callback, close)
         session.history.append(user)
         return self._record_reply(pieces, session, tokens, closing)
 
-    def jinja_closing(self, shown: list[Message], reply: str, tokens: list[int],
-                      chat_template: str | None) -> list[int]:
-        """The tokens a Jinja chat template puts after `reply` to end the turn, when the conversation with
-        the reply re-renders to `tokens` + the reply's tokens as generated (else none: the next turn's KV
-        reuse finds where they part)."""
+    def jinja_closing(self, shown: list[Message], tokens: list[int], chat_template: str | None) -> list[int]:
+        """The tokens a Jinja chat template puts after the reply just generated to end the turn, when the
+        conversation with the reply re-renders to `tokens` + the reply's tokens as generated (else none: the
+        next turn's KV reuse finds where they part)."""
         done = [*tokens, *self.generated]
+        reply = self.llama.detokenize(self.generated).decode("utf-8", errors="replace")
         full = self.chat_tokens([*shown, {"role": "assistant", "content": reply}], chat_template,
                                 add_generation_prompt=False)
         return full[len(done):] if full[: len(done)] == done else []
