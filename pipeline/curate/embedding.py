@@ -55,10 +55,14 @@ def static_model(dimensions: int = DIMENSIONS):  # noqa: ANN201 - a model2vec St
 def _embed_job(texts: Sequence[str]) -> np.ndarray:
     model = static_model()
     # model2vec's own process pool cannot start inside a pool worker, and is not needed beside ours
-    vectors = np.asarray(model.encode(list(texts), show_progress_bar=False, use_multiprocessing=False),
-                         dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors.astype(np.float16)
+    vectors = model.encode(list(texts), show_progress_bar=False, use_multiprocessing=False)
+    return unit_rows(vectors).astype(np.float16)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def embed_texts(texts: Sequence[str], workers: int = 1, chunk: int = 5000) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.artifacts import atomic_path
 from pipeline.config import MapConfig
 from pipeline.curate.dedupe import neighbour_index
+from pipeline.curate.embedding import unit_rows
 from pipeline.plots import figure
 
 HOVER_CHARS = 160
@@ -72,8 +73,7 @@ def stratified_sample(strata: list[tuple[str, str]], limit: int, seed: int) -> l
 def cosine_neighbours(vectors: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k nearest neighbours of every row (itself first, at distance 0) from the semantic dedupe's faiss
     index: exact up to its EXACT_SEARCH_UP_TO points, which a map sample stays under unless max_points is raised."""
-    unit = np.ascontiguousarray(vectors, dtype=np.float32)
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(vectors)
     similarities, neighbours = neighbour_index(unit, seed).search(unit, k)
     return neighbours, np.maximum(0.0, 1.0 - similarities).astype(np.float32)
 
