@@ -23,7 +23,11 @@ from transformers import (
     GPTJConfig,
     LlamaConfig,
     MptConfig,
+    Olmo2Config,
     PreTrainedModel,
+    Qwen2Config,
+    Qwen3Config,
+    SmolLM3Config,
 )
 
 from pipeline.artifacts import RunDir, execute
@@ -36,6 +40,13 @@ from runtime.model import GPT4All
 VOCAB = 49152  # the bundled SmolLM2 tokenizer's
 TEXT = ("The capital of France is Paris, and the capital of Germany is Berlin. One, two, three, four. "
         "Rivers run to the sea; mountains rise above the clouds, and the wind carries the rain inland. ") * 3
+
+SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=256)
+# Rope scaling that starts at position 32, so the 128 scored positions run well past the original context.
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+YARN_ROPE = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32}
 
 FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
     "llama": ("llama", lambda: LlamaConfig(
@@ -56,6 +67,23 @@ FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
         vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2,
         new_decoder_architecture=True, num_ln_in_parallel_attn=1, parallel_attn=True, bias=False, alibi=False,
         max_position_embeddings=256)),
+    # Llama 3.1 / 3.2: llama3 rope scaling (wavelengths on both sides of the smooth band) and the tied head.
+    "llama3.1": ("llama", lambda: LlamaConfig(**SMALL, rope_parameters=LLAMA3_ROPE, tie_word_embeddings=True)),
+    "llama-linear": ("llama", lambda: LlamaConfig(**SMALL, rope_parameters={
+        "rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}, tie_word_embeddings=False)),
+    "qwen2": ("qwen2", lambda: Qwen2Config(**SMALL, tie_word_embeddings=False)),  # biases on q, k and v
+    "qwen2.5-yarn": ("qwen2", lambda: Qwen2Config(**SMALL, rope_parameters=YARN_ROPE, tie_word_embeddings=True)),
+    # head_dim 32 with hidden 64 and 4 heads: q/k/v are wider than the hidden state
+    "qwen3": ("qwen3", lambda: Qwen3Config(**{**SMALL, "num_hidden_layers": 3}, head_dim=32, tie_word_embeddings=True)),
+    "qwen3-yarn": ("qwen3", lambda: Qwen3Config(**SMALL, head_dim=32, rope_parameters={
+        **YARN_ROPE, "attention_factor": 1.5, "beta_fast": 32.0, "beta_slow": 1.0}, tie_word_embeddings=False)),
+    # 4 layers: the 4th has no rotary positions
+    "smollm3": ("smollm3", lambda: SmolLM3Config(**{**SMALL, "num_hidden_layers": 4}, pad_token_id=0, bos_token_id=1,
+                                                 eos_token_id=2)),
+    "olmo2": ("olmo2", lambda: Olmo2Config(**SMALL, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
+                                           eos_token_id=2)),
+    "olmo2-tied": ("olmo2", lambda: Olmo2Config(**SMALL, tie_word_embeddings=True, pad_token_id=0, bos_token_id=1,
+                                                eos_token_id=2)),
 }
 
 
@@ -172,8 +200,22 @@ REFUSALS = [
     ("mpt", {"logit_scale": 0.5}, "logit_scale=0.5 is not supported"),
     ("gptj", {"tie_word_embeddings": True}, "tie_word_embeddings=True is not supported"),
     ("gptj", {"activation_function": "relu"}, "activation_function='relu' is not supported"),
-    ("llama", {"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}}, "rope scaling 'yarn'"),
+    ("gptj", {"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling: rope scaling 'linear'"),
     ("llama", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope scaling 'dynamic'"),
+    ("llama", {"attention_bias": True}, "attention_bias=True is not supported"),
+    ("llama", {"hidden_act": "gelu"}, "hidden_act='gelu' is not supported"),
+    ("llama3.1", {"rope_parameters": {**LLAMA3_ROPE, "partial_rotary_factor": 0.5}}, "partial_rotary_factor=0.5"),
+    ("llama3.1", {"rope_parameters": {**LLAMA3_ROPE, "rope_type": "longrope"}}, "rope scaling 'longrope'"),
+    ("qwen2", {"use_sliding_window": True}, "use_sliding_window=True is not supported"),
+    ("qwen2", {"layer_types": ["sliding_attention", "full_attention"]}, "layer_types=.* is not supported"),
+    ("qwen2", {"rope_parameters": {**LLAMA3_ROPE}}, "rope scaling 'llama3' is not supported for Qwen2ForCausalLM"),
+    ("qwen2.5-yarn", {"rope_parameters": {**YARN_ROPE, "truncate": False}}, "truncate=False is not supported"),
+    ("qwen2.5-yarn", {"rope_parameters": {**YARN_ROPE, "mscale": 0.7}}, "rope_parameters.mscale=0.7"),
+    ("qwen3-yarn", {"rope_parameters": {**YARN_ROPE, "beta_fast": 16.0}}, "beta_fast=16.0 is not supported"),
+    ("qwen3", {"attention_bias": True}, "attention_bias=True is not supported"),
+    ("smollm3", {"no_rope_layers": [1, 0, 1, 1]}, r"no_rope_layers=\[1, 0, 1, 1\] is not supported"),
+    ("smollm3", {"use_sliding_window": True}, "use_sliding_window=True is not supported"),
+    ("olmo2", {"head_dim": 32}, "head_dim=32 is not supported"),
 ]
 
 
