@@ -28,6 +28,7 @@ def gguf_to_hf(gguf_path: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if out.is_dir():
+        align_pre_tokenizer(out / "tokenizer.json", gguf_path)  # a folder cached by an earlier version
         return out
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -42,8 +43,29 @@ def gguf_to_hf(gguf_path: Path, out: Path) -> Path:
         del model.config.quantization_config
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    align_pre_tokenizer(tmp / "tokenizer.json", gguf_path)
     tmp.rename(out)
     return out
+
+
+def align_pre_tokenizer(tokenizer_file: Path, gguf_path: Path) -> None:
+    """Give the rebuilt tokenizer the pre-tokenizer the GGUF names (transformers writes GPT-2's for every
+    byte-level BPE), so training tokenizes as llama.cpp and the original model do."""
+    import json
+
+    import gguf
+
+    from pipeline.artifacts import atomic_path
+    from pipeline.quantize.convert.vocab import with_pre_tokenizer
+
+    field = gguf.GGUFReader(gguf_path).fields.get("tokenizer.ggml.pre")
+    if field is None or not tokenizer_file.is_file():
+        return
+    current = json.loads(tokenizer_file.read_text())
+    aligned = with_pre_tokenizer(current, field.contents())
+    if aligned is not current:
+        with atomic_path(tokenizer_file) as tmp:
+            tmp.write_text(json.dumps(aligned, ensure_ascii=False, indent=2))
 
 
 def resolve_model(spec: str) -> str | Path:

@@ -425,8 +425,8 @@ class GPT4All:
             template,
             messages,
             add_generation_prompt=add_generation_prompt,
-            bos_token=self.llama.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace"),
-            eos_token=self.llama.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace"),
+            bos_token=self.special_text(vocab.token_bos()),
+            eos_token=self.special_text(vocab.token_eos()),
         )
 
     def chat_tokens(self, messages: list[Message], chat_template: str | None = None,
@@ -445,7 +445,11 @@ class GPT4All:
                 parts.append((messages[int(piece.strip("\x00"))]["content"], False))
             else:
                 parts.append((piece, True))
-        return self.tokenize(parts, add_bos=True)
+        # A template that writes the BOS itself (Llama 3's) must not get a second one.
+        return self.tokenize(parts, add_bos=not rendered.startswith(self.special_text(self.llama._model.token_bos())))
+
+    def special_text(self, token: int) -> str:
+        return self.llama.detokenize([token], special=True).decode("utf-8", "replace")
 
     def has_special_text(self, text: str) -> bool:
         encoded = text.encode("utf-8")

@@ -34,6 +34,7 @@ from pipeline.artifacts import RunDir, execute
 from pipeline.cli import STAGES
 from pipeline.config import load_config
 from pipeline.quantize.convert import ConversionError, convert, pre_tokenizer
+from pipeline.quantize.convert.vocab import PIPELINES, with_pre_tokenizer
 from pipeline.quantize.quantizer import quantize
 from runtime.model import GPT4All
 
@@ -239,6 +240,19 @@ def test_pre_tokenizer_names_follow_llama_cpp() -> None:
     assert pre_tokenizer({"pre_tokenizer": byte_level}, "mpt") == "mpt"
     assert pre_tokenizer({"pre_tokenizer": falcon}, "falcon") == pre_tokenizer({"pre_tokenizer": falcon}) == "falcon"
     assert pre_tokenizer({"pre_tokenizer": {"type": "Metaspace"}}, "falcon") == "falcon"
+    with pytest.raises(ConversionError, match="pre_tokenizer .* is not one llama.cpp"):
+        pre_tokenizer({"pre_tokenizer": {"type": "Metaspace"}}, None)  # Llama-graph families: no guessing
+
+
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_a_gguf_pre_tokenizer_is_restored_in_the_rebuilt_tokenizer_json(name: str) -> None:
+    """transformers' GGUF loader writes GPT-2's plain ByteLevel for every byte-level BPE; the pipeline the GGUF
+    names is put back, and the converter recognises it as that name again."""
+    rebuilt = {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+               "model": {"type": "BPE", "ignore_merges": False}}
+    restored = with_pre_tokenizer(rebuilt, name)
+    assert pre_tokenizer(restored, None) == name
+    assert with_pre_tokenizer(restored, name) is restored
 
 
 def test_bert_sentence_encoder_converts_and_embeds_like_embed4all(tmp_path: Path) -> None:

@@ -26,6 +26,38 @@ QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
+def byte_level(use_regex: bool) -> dict[str, Any]:
+    return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": use_regex}
+
+
+def split_then_bytes(pattern: str) -> dict[str, Any]:
+    return {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}, byte_level(False)]}
+
+
+# llama.cpp's pre-tokenizer name -> the tokenizer.json pipeline (and model.ignore_merges) that splits text the same
+# way: the inverse of pre_tokenizer(), for tokenizers rebuilt from a GGUF (transformers' GGUF loader writes
+# GPT-2's plain ByteLevel for all of them, so a dequantized SmolLM2 would stop splitting digits one by one).
+PIPELINES: dict[str, tuple[dict[str, Any], bool]] = {
+    "llama-bpe": (split_then_bytes(LLAMA3_SPLIT), True),
+    "dbrx": (split_then_bytes(LLAMA3_SPLIT), False),
+    "qwen2": (split_then_bytes(QWEN2_SPLIT), False),
+    "smollm": ({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
+                                                       byte_level(True)]}, False),
+    "gpt-2": (byte_level(True), False),
+}
+
+
+def with_pre_tokenizer(tokenizer_json: dict[str, Any], name: str) -> dict[str, Any]:
+    """tokenizer.json whose pipeline splits text as llama.cpp's pre-tokenizer `name` does (unchanged when it
+    already does, or when `name` is not in PIPELINES)."""
+    if name not in PIPELINES or pre_tokenizer(tokenizer_json, family_default="") == name:
+        return tokenizer_json
+    pipeline, ignore_merges = PIPELINES[name]
+    return {**tokenizer_json, "pre_tokenizer": pipeline,
+            "model": {**tokenizer_json["model"], "ignore_merges": ignore_merges}}
+
+
 def split_pre_tokenizer(pattern: str, ignore_merges: bool) -> str | None:
     """llama.cpp's name for a [Split(pattern), ByteLevel] pipeline, or None when the regex is not one it knows."""
     if pattern == LLAMA3_SPLIT:
