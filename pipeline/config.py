@@ -255,7 +255,9 @@ class LoraConfig(Section):
     r: int = Field(8, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] | None = Field(
+        None, description="Module names to adapt; null = the attention projections of the base model's architecture "
+                          "(q/k/v/o, or the fused qkv of MPT and Falcon).")
 
 
 class TrainConfig(Section):

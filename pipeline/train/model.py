@@ -36,15 +36,42 @@ def load_model(cfg: TrainConfig, dtype: torch.dtype):  # noqa: ANN201 - a transf
     return model, source
 
 
+# The attention projections LoRA adapts when train.lora.target_modules is null, per transformers model_type:
+# every projection in and out of attention (the q/k/v/o of QLoRA-style recipes), fused where the model fuses them.
+_QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
+ATTENTION_PROJECTIONS: dict[str, list[str]] = {
+    "llama": _QKVO, "mistral": _QKVO, "qwen2": _QKVO, "qwen3": _QKVO, "smollm3": _QKVO, "olmo2": _QKVO,
+    "gptj": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "mpt": ["Wqkv", "out_proj"],
+    "falcon": ["query_key_value", "dense"],
+}
+
+
+def linear_layer_names(model) -> list[str]:  # noqa: ANN001 - a torch module
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear)})
+
+
+def target_modules(model, cfg: TrainConfig) -> list[str]:  # noqa: ANN001 - a transformers model
+    """cfg.lora.target_modules, or the attention projections of the model's architecture; every name must exist."""
+    targets = cfg.lora.target_modules
+    if targets is None:
+        model_type = model.config.model_type
+        if model_type not in ATTENTION_PROJECTIONS:
+            raise ValueError(f"train.lora.target_modules: no default for model type {model_type!r} (known: "
+                             f"{', '.join(sorted(ATTENTION_PROJECTIONS))}); set it to some of its linear layers: "
+                             f"{linear_layer_names(model)}")
+        targets = ATTENTION_PROJECTIONS[model_type]
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    if missing := [m for m in targets if m not in present]:
+        raise ValueError(f"train.lora.target_modules: {missing} not in the model; its linear layers are "
+                         f"{linear_layer_names(model)}")
+    return targets
+
+
 def add_lora(model, cfg: TrainConfig):  # noqa: ANN001, ANN201
     from peft import LoraConfig, get_peft_model
 
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in cfg.lora.target_modules if m not in present]
-    if missing:
-        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                         if isinstance(module, torch.nn.Linear)})
-        raise ValueError(f"train.lora.target_modules: {missing} not in the model; its linear layers are {linear}")
     config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                        target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+                        target_modules=target_modules(model, cfg), task_type="CAUSAL_LM")
     return get_peft_model(model, config)

@@ -271,3 +271,34 @@ def test_bert_sentence_encoder_converts_and_embeds_like_embed4all(tmp_path: Path
     theirs = np.array([encoder.embed(t) for t in texts])
     theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
     assert (ours * theirs).sum(axis=1).min() > 0.999
+
+
+@pytest.mark.parametrize("family", ["llama3.1", "qwen2", "qwen3", "smollm3", "olmo2", "gptj", "mpt", "falcon-40b"])
+def test_lora_by_default_then_merge_then_convert(family: str, family_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """The train stage adapts the architecture's own attention projections with no target_modules set, merges,
+    and the merged model converts and runs in llama.cpp as it does in transformers."""
+    from pipeline.records import Record, write_records
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_records(pairs, [Record.create("t", [{"role": "user", "content": f"Say a fact about river {i}."},
+                                              {"role": "assistant", "content": f"River {i} runs to the sea."}])
+                          for i in range(8)])
+    cfg = load_config(None, [f"train.input={pairs}", f"train.base_model={family_dirs[family]}", "train.method=lora",
+                             f"run.runs_dir={tmp_path / 'runs'}", "run.name=lora", "train.max_steps=2",
+                             "train.batch_size=4", "train.max_length=48", "train.learning_rate=1e-2"])
+    manifest, _ = execute(STAGES["train"], cfg, RunDir(cfg.run_dir()))
+    assert manifest.counts["train"] > 0
+    adapter = json.loads((tmp_path / "runs" / "lora" / "train" / "adapter" / "adapter_config.json").read_text())
+    from pipeline.train.model import ATTENTION_PROJECTIONS
+
+    model_type = json.loads((family_dirs[family] / "config.json").read_text())["model_type"]
+    assert sorted(adapter["target_modules"]) == sorted(ATTENTION_PROJECTIONS[model_type])
+
+    merged = tmp_path / "runs" / "lora" / "train" / "merged"
+    tokens = tokens_of(merged)[:64]
+    out = convert(merged, tmp_path / "merged-f32.gguf", "f32")
+    hf_logits, _ = hf_run(merged, tokens, new=1)
+    cpp_logits, _ = llama_cpp_run(out, tokens, new=1)
+    assert np.abs(cpp_logits - hf_logits).max() < 1e-2
+    base_logits, _ = hf_run(family_dirs[family], tokens, new=1)
+    assert np.abs(base_logits - hf_logits).max() > 1e-3  # the adapter changed the model before it was merged
