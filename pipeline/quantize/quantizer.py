@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import llama_cpp
+from tqdm import tqdm
 
 from pipeline.artifacts import atomic_path
 
@@ -29,16 +34,47 @@ class QuantizeError(RuntimeError):
     """llama.cpp refused to quantize; no output file is left behind."""
 
 
-def quantize(source: Path, out: Path, kind: str, threads: int = 0) -> Path:
-    """Quantize `source` to `kind` (a QUANT_TYPES name); the output appears only when complete."""
+TENSOR_LINE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]")  # llama.cpp logs "[  12/ 272] name - [shape], type = ..."
+
+
+@contextmanager
+def llama_log(log: TextIO, bar: tqdm) -> Iterator[None]:
+    """llama.cpp's log goes to `log` instead of the terminal while this is open, and its per-tensor lines move
+    `bar`; llama-cpp-python's own log callback comes back afterwards."""
+    from llama_cpp._logger import llama_log_callback
+
+    @llama_cpp.llama_log_callback
+    def to_file(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", "replace")
+        log.write(line)
+        if match := TENSOR_LINE.search(line):
+            bar.total = int(match[2])
+            bar.update(int(match[1]) - bar.n)
+
+    llama_cpp.llama_log_set(to_file, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
+        log.flush()
+
+
+def quantize(source: Path, out: Path, kind: str, threads: int = 0, log: Path | None = None) -> Path:
+    """Quantize `source` to `kind` (a QUANT_TYPES name); the output appears only when complete. With `log`,
+    llama.cpp's per-tensor log is appended there and a progress bar counts the tensors instead."""
     if kind not in QUANT_TYPES:
         raise QuantizeError(f"unknown quantization type {kind!r}; known: {', '.join(QUANT_TYPES)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[kind]
     params.nthread = threads
     with atomic_path(out) as tmp:
-        status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if log is None:
+            status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        else:
+            with log.open("a") as text, tqdm(desc=kind, unit="tensor") as bar, llama_log(text, bar):
+                status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
+            where = f"; llama.cpp's log: {log}" if log else ""
             raise QuantizeError(f"llama.cpp could not quantize {source} to {kind} (status {status}); "
-                                "is the architecture one llama.cpp runs?")
+                                f"is the architecture one llama.cpp runs?{where}")
     return out

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from pipeline.artifacts import RunDir, atomic_path, write_json
 from pipeline.config import PipelineConfig
@@ -102,21 +105,32 @@ def markdown(rows: list[dict[str, Any]], scored_tokens: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_lines(files: dict[str, Path], rows: list[dict[str, Any]]) -> list[str]:
+    """One line per file: type, size and, with the quality check, top-1 agreement with the HF model."""
+    agreement = {r["type"]: r["top1_agreement"] for r in rows}
+    return [f"quantize: {kind:6} {path.stat().st_size / 1e6:8.1f} MB" +
+            (f"  top-1 vs HF {agreement[kind]:.3f}" if kind in agreement else "") for kind, path in files.items()]
+
+
 def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     q = cfg.quantize
     model_dir = source_dir(cfg, run_dir)
     out = run_dir.stage_dir("quantize")
     name = cfg.run.name
     started = time.perf_counter()
-    files = {q.outtype: convert(model_dir, out / f"{name}-{q.outtype}.gguf", q.outtype, name)}
+    files = {q.outtype: convert(model_dir, out / f"{name}-{q.outtype}.gguf", q.outtype, name, progress=True)}
     convert_s = time.perf_counter() - started
+    log = out / "llama.log"  # llama.cpp's per-tensor lines, kept out of the terminal
+    log.unlink(missing_ok=True)
     for kind in q.types:
-        files[kind] = quantize(files[q.outtype], out / f"{name}-{kind}.gguf", kind)
+        files[kind] = quantize(files[q.outtype], out / f"{name}-{kind}.gguf", kind, log=log)
     params = parameter_count(model_dir)
     entries = [models_entry(path, name, kind, model_dir, params) for kind, path in files.items()]
     with atomic_path(out / "models.json") as tmp:
         tmp.write_text(json.dumps(entries, indent=2) + "\n")
     rows = quality_rows(cfg, model_dir, files) if q.quality.enabled else []
+    for line in summary_lines(files, rows):
+        tqdm.write(line, file=sys.stderr)
     write_json(out / "report.json", {"model": str(model_dir), "convert_seconds": round(convert_s, 2), "rows": rows})
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(markdown(rows, q.quality.tokens) if rows else "# Quantization report\n\nQuality check disabled.\n")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gguf
@@ -19,6 +23,8 @@ from pipeline.quantize.convert import ConversionError, convert
 from pipeline.quantize.quantizer import QuantizeError, quantize
 from runtime.model import GPT4All
 from runtime.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TEXT = "The capital of France is Paris, and the capital of Germany is Berlin. One, two, three."
 
@@ -131,3 +137,22 @@ def test_stage_writes_files_report_and_registry_entries(tiny_llama: Path, tmp_pa
     assert manifest.counts["files"] == 3
     name, path = Registry.default().resolve("tiny-q8_0")
     assert path == out / "tiny-q8_0.gguf"
+
+
+def test_stage_keeps_llama_cpp_log_in_the_run_and_prints_a_summary(tiny_llama: Path, tmp_path: Path,
+                                                                   isolated_state: Path) -> None:
+    """`python -m pipeline quantize`: llama.cpp's per-tensor lines go to quantize/llama.log, the terminal gets a
+    progress bar and one line per file (type, size, agreement)."""
+    text = tmp_path / "held_out.jsonl"
+    text.write_text("".join(json.dumps({"output": f"Sentence number {i} talks about rivers."}) + "\n" for i in range(99)))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "quantize", "--config", "configs/tiny.yaml", "--run-dir",
+         str(tmp_path / "run"), f"quantize.source={tiny_llama}", "quantize.types=[q8_0, q4_0]",
+         f"quantize.quality.text_file={text}", "quantize.quality.tokens=256", "quantize.quality.window=128"],
+        capture_output=True, text=True, timeout=300, env=os.environ.copy(), cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (tmp_path / "run" / "quantize" / "llama.log").read_text()
+    assert "converting to q8_0" in log and "converting to q4_0" in log
+    assert "converting to" not in done.stdout + done.stderr
+    assert re.search(r"quantize: q8_0 +[\d.]+ MB  top-1 vs HF [01]\.\d{3}", done.stderr)
+    assert re.search(r"quantize: q4_0 +[\d.]+ MB  top-1 vs HF [01]\.\d{3}", done.stderr)

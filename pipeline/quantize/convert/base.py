@@ -127,8 +127,8 @@ class Converter:
         return iter(())
 
     # -- shared ------------------------------------------------------------------------------
-    def write(self, out: Path, name: str) -> None:
-        """Write the GGUF under a temporary name, renamed only when complete."""
+    def write(self, out: Path, name: str, progress: bool = False) -> None:
+        """Write the GGUF under a temporary name, renamed only when complete (with a progress bar if asked)."""
         self.check()
         with atomic_path(out) as tmp:
             w = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[self.arch])
@@ -143,7 +143,7 @@ class Converter:
                     self.add_tensor(w, gguf_name, tensor)
             w.write_header_to_file()
             w.write_kv_data_to_file()
-            w.write_tensors_to_file()
+            w.write_tensors_to_file(progress=progress)
             w.close()
 
     def add_tensor(self, w: gguf.GGUFWriter, name: str, data: np.ndarray) -> None:
@@ -157,7 +157,7 @@ class Converter:
                          raw_dtype=gguf.GGMLQuantizationType.BF16)
 
 
-def convert(model_dir: Path, out: Path, outtype: str = "f16", name: str | None = None) -> Path:
+def convert(model_dir: Path, out: Path, outtype: str = "f16", name: str | None = None, progress: bool = False) -> Path:
     """Convert an HF model folder to one GGUF file; unsupported architectures list the supported ones."""
     config = read_config(model_dir)
     arch = (config.get("architectures") or ["?"])[0]
@@ -166,5 +166,5 @@ def convert(model_dir: Path, out: Path, outtype: str = "f16", name: str | None =
                               f"{', '.join(sorted(ARCHITECTURES))}")
     if outtype not in OUTTYPES:
         raise ConversionError(f"outtype {outtype!r}: choose one of {', '.join(OUTTYPES)}")
-    ARCHITECTURES[arch](model_dir, config, outtype).write(out, name or model_dir.name)
+    ARCHITECTURES[arch](model_dir, config, outtype).write(out, name or model_dir.name, progress)
     return out
