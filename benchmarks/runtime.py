@@ -319,7 +319,7 @@ def main() -> None:
                   "chat_session(system_prompt, prompt_template), Embed4All().embed) in a fresh process per "
                   "measurement; both load one copy of the GGUF with tokenizer.ggml.pre set to 'refact', which "
                   "gpt4all's older llama.cpp needs. gpt4all embeds with all-MiniLM-L6-v2 converted to GGUF by "
-                  "pipeline/quantize/convert.py (its vectors match ours to cosine 0.99999), ours with the same "
+                  "pipeline/quantize/convert/ (its vectors match ours to cosine 0.99999), ours with the same "
                   "model through transformers; RSS is the process's peak right after load (VmHWM).",
                   f"vs gpt4all, pairs: each measurement runs once per side back to back, who goes first alternating; "
                   f"import, load and RSS come from {LOAD_RUNS_PER_REPEAT} load-only pairs per repeat "
