@@ -169,7 +169,7 @@ def test_family_converts_runs_like_transformers_and_quantizes(family: str, famil
     assert isinstance(model.generate("The capital of France is", max_tokens=4, temp=0), str)
 
 
-@pytest.mark.parametrize("family", ["gptj", "mpt", "falcon-40b"])
+@pytest.mark.parametrize("family", ["gptj", "mpt", "falcon-40b", "llama3.1", "qwen3"])
 def test_quantize_stage_takes_any_family_folder_with_its_quality_report(family: str, family_dirs: dict[str, Path],
                                                                          tmp_path: Path, isolated_state: Path) -> None:
     text = tmp_path / "held_out.jsonl"
