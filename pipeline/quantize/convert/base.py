@@ -19,7 +19,8 @@ import gguf
 import numpy as np
 
 from pipeline.artifacts import atomic_path
-from pipeline.quantize.convert.vocab import ConversionError, add_vocab
+from pipeline.quantize.convert.errors import ConversionError
+from pipeline.quantize.convert.vocab import add_vocab
 
 OUTTYPES = {
     "f32": gguf.LlamaFileType.ALL_F32,

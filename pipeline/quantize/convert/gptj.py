@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.quantize.convert.base import Converter, register
 from pipeline.quantize.convert.rope import check_rope
-from pipeline.quantize.convert.vocab import ConversionError
+from pipeline.quantize.convert.errors import ConversionError
 
 
 def interleaved_to_halves(weights: np.ndarray, n_head: int, rotary_dim: int) -> np.ndarray:

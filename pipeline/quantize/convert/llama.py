@@ -30,24 +30,33 @@ class LlamaGraph(Converter):
     (config fields that must be false or absent, with why)."""
 
     neox_rope = False
+    partial_rotary = False  # llama.cpp's graph rotates only the first rotary_dim() of each head
     rope_kinds: tuple[str, ...] = ("linear", "yarn")
     unsupported: dict[str, str] = {}
 
     def head_dim(self) -> int:
         return self.config.get("head_dim") or self.hparam("hidden_size") // self.hparam("num_attention_heads")
 
+    def rotary_dim(self) -> int:
+        return self.head_dim()
+
+    def context_length(self) -> int:
+        return self.hparam("max_position_embeddings")
+
     def check(self) -> None:
         for key, why in self.unsupported.items():
             self.refuse_if(key, bool, why)
         self.refuse_if("hidden_act", lambda v: v != "silu", "llama.cpp's graph uses a SiLU-gated MLP")
-        self.refuse_if("partial_rotary_factor", lambda v: v != 1, "llama.cpp rotates the whole head here")
+        if not self.partial_rotary:
+            self.refuse_if("partial_rotary_factor", lambda v: v != 1, "llama.cpp rotates the whole head here")
         self.refuse_if("layer_types", lambda v: any(t != "full_attention" for t in v),
                        "sliding-window layers are not computed by this llama.cpp graph")
-        check_rope(self.config, str(self.dir / "config.json"), self.rope_kinds, self.config["architectures"][0])
+        check_rope(self.config, str(self.dir / "config.json"), self.rope_kinds, self.config["architectures"][0],
+                   self.partial_rotary)
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
         heads = self.hparam("num_attention_heads")
-        w.add_context_length(self.hparam("max_position_embeddings"))
+        w.add_context_length(self.context_length())
         w.add_embedding_length(self.hparam("hidden_size"))
         w.add_feed_forward_length(self.hparam("intermediate_size"))
         w.add_block_count(self.n_blocks)
@@ -56,7 +65,7 @@ class LlamaGraph(Converter):
         if self.config.get("head_dim"):  # may differ from hidden / heads (Qwen3, Mistral Nemo)
             w.add_key_length(self.head_dim())
             w.add_value_length(self.head_dim())
-        w.add_rope_dimension_count(self.head_dim())
+        w.add_rope_dimension_count(self.rotary_dim())
         add_rope(w, self.config)
         w.add_layer_norm_rms_eps(self.hparam("rms_norm_eps"))
         w.add_vocab_size(self.hparam("vocab_size"))

@@ -9,7 +9,7 @@ import gguf
 import numpy as np
 
 from pipeline.quantize.convert.base import Converter, register
-from pipeline.quantize.convert.vocab import ConversionError
+from pipeline.quantize.convert.errors import ConversionError
 
 
 @register("MptForCausalLM")

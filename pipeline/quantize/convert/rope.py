@@ -13,12 +13,14 @@ from typing import Any
 import gguf
 import numpy as np
 
-from pipeline.quantize.convert.vocab import ConversionError
+from pipeline.quantize.convert.errors import ConversionError
 
 SCALING_KINDS = ("linear", "yarn", "llama3")
 # YaRN settings llama.cpp computes the way transformers does (the rest, e.g. DeepSeek's mscale, it does not).
 YARN_KEYS = {"rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "beta_fast",
              "beta_slow", "attention_factor", "truncate"}
+LONGROPE_KEYS = {"rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "short_factor",
+                 "long_factor", "attention_factor"}
 YARN_BETAS = {"beta_fast": 32, "beta_slow": 1}  # transformers' and llama.cpp's defaults
 LLAMA3_KEYS = {"rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "low_freq_factor",
                "high_freq_factor"}
@@ -50,7 +52,8 @@ def rope_theta(config: dict[str, Any]) -> float:
 
 def original_context(config: dict[str, Any]) -> int:
     """The pre-training context that YaRN and Llama 3 scaling start from (transformers' default: the model's)."""
-    return int(rope_settings(config).get("original_max_position_embeddings") or config["max_position_embeddings"])
+    return int(rope_settings(config).get("original_max_position_embeddings")
+               or config.get("original_max_position_embeddings") or config["max_position_embeddings"])
 
 
 def scaling_factor(config: dict[str, Any]) -> float:
@@ -59,10 +62,11 @@ def scaling_factor(config: dict[str, Any]) -> float:
     return float(factor) if factor is not None else config["max_position_embeddings"] / original_context(config)
 
 
-def check_rope(config: dict[str, Any], where: str, allowed: tuple[str, ...], arch: str) -> None:
+def check_rope(config: dict[str, Any], where: str, allowed: tuple[str, ...], arch: str,
+               partial_rotary: bool = False) -> None:
     """Refuse a scaling type this architecture's llama.cpp graph does not compute as transformers does."""
     kind, field, settings = rope_kind(config), rope_field(config), rope_settings(config)
-    if settings.get("partial_rotary_factor", 1.0) != 1.0:
+    if not partial_rotary and settings.get("partial_rotary_factor", 1.0) != 1.0:
         raise ConversionError(f"{where}: {field}.partial_rotary_factor={settings['partial_rotary_factor']!r} is not "
                               f"supported: llama.cpp's {arch} graph rotates the whole head")
     if kind is None:
@@ -71,7 +75,8 @@ def check_rope(config: dict[str, Any], where: str, allowed: tuple[str, ...], arc
         supported = ", ".join(allowed) if allowed else "none"
         raise ConversionError(f"{where}: {field}: rope scaling {kind!r} is not supported for {arch} "
                               f"(llama.cpp computes: {supported})")
-    known = {"yarn": YARN_KEYS, "llama3": LLAMA3_KEYS}.get(kind, {"rope_type", "type", "rope_theta", "factor"})
+    known = {"yarn": YARN_KEYS, "llama3": LLAMA3_KEYS, "longrope": LONGROPE_KEYS}.get(
+        kind, {"rope_type", "type", "rope_theta", "factor"})
     if extra := sorted(set(settings) - known - {"partial_rotary_factor"}):
         raise ConversionError(f"{where}: {field}.{extra[0]}={settings[extra[0]]!r} is not supported: llama.cpp's "
                               f"{kind} scaling has no such setting")

@@ -10,9 +10,8 @@ from typing import Any
 
 import gguf
 
-
-class ConversionError(ValueError):
-    """A model folder that cannot be converted; says which file or field and why."""
+from pipeline.quantize.convert.errors import ConversionError
+from pipeline.quantize.convert.spm import add_sentencepiece_vocab
 
 
 # Split regexes of byte-level BPE tokenizers as tokenizer.json stores them, and llama.cpp's name for each.
@@ -93,22 +92,17 @@ def pre_tokenizer(tokenizer_json: dict[str, Any], family_default: str | None = "
 
 def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, family_pre: str | None = "default") -> None:
     """Tokens with their types, merges or scores, special token ids and the chat template."""
-    if (model_dir / "tokenizer.model").is_file():
-        vocab = gguf.vocab.SentencePieceVocab(model_dir)  # LLaMA-1/2 style
-        tokens, scores, types = zip(*vocab.all_tokens(), strict=True)
-        w.add_tokenizer_model("llama")
-        w.add_tokenizer_pre("default")
-        w.add_token_list(list(tokens))
-        w.add_token_scores(list(scores))
-        w.add_token_types(list(types))
-    elif (model_dir / "tokenizer.json").is_file():
-        tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text())
-        if tokenizer_json.get("model", {}).get("type") == "WordPiece":
-            add_wordpiece_vocab(w, model_dir)
-        else:
-            add_bpe_vocab(w, model_dir, tokenizer_json, n_vocab, family_pre)
-    else:
+    tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text()) \
+        if (model_dir / "tokenizer.json").is_file() else None
+    model = (tokenizer_json or {}).get("model", {})
+    if (model_dir / "tokenizer.model").is_file() or (model.get("type") == "BPE" and model.get("byte_fallback")):
+        add_sentencepiece_vocab(w, model_dir, n_vocab)
+    elif tokenizer_json is None:
         raise ConversionError(f"{model_dir}: no tokenizer.json or tokenizer.model; save the tokenizer with the model")
+    elif model.get("type") == "WordPiece":
+        add_wordpiece_vocab(w, model_dir)
+    else:
+        add_bpe_vocab(w, model_dir, tokenizer_json, n_vocab, family_pre)
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
     special.add_to_gguf(w, quiet=True)
 
@@ -118,9 +112,9 @@ def add_bpe_vocab(w: gguf.GGUFWriter, model_dir: Path, tokenizer_json: dict[str,
     from transformers import AutoTokenizer
 
     model = tokenizer_json.get("model", {})
-    if model.get("type") != "BPE" or model.get("byte_fallback"):
-        raise ConversionError(f"{model_dir / 'tokenizer.json'}: only byte-level BPE or SentencePiece tokenizers "
-                              f"are supported (found {model.get('type')}, byte_fallback={model.get('byte_fallback')})")
+    if model.get("type") != "BPE":
+        raise ConversionError(f"{model_dir / 'tokenizer.json'}: only byte-level BPE, SentencePiece or WordPiece "
+                              f"tokenizers are supported (found {model.get('type')})")
     try:
         pre = pre_tokenizer(tokenizer_json, family_pre)
     except ConversionError as exc:
