@@ -37,10 +37,12 @@ def load_model(cfg: TrainConfig, dtype: torch.dtype):  # noqa: ANN201 - a transf
 
 
 # The attention projections LoRA adapts when train.lora.target_modules is null, per transformers model_type:
-# every projection in and out of attention (the q/k/v/o of QLoRA-style recipes), fused where the model fuses them.
+# every projection in and out of attention (the q/k/v/o of QLoRA-style recipes), fused where the model fuses them
+# (Phi-3's qkv_proj, MPT's Wqkv, Falcon's query_key_value).
 _QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ATTENTION_PROJECTIONS: dict[str, list[str]] = {
     "llama": _QKVO, "mistral": _QKVO, "qwen2": _QKVO, "qwen3": _QKVO, "smollm3": _QKVO, "olmo2": _QKVO,
+    "gemma2": _QKVO, "gemma3_text": _QKVO, "phi3": ["qkv_proj", "o_proj"],
     "gptj": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "mpt": ["Wqkv", "out_proj"],
     "falcon": ["query_key_value", "dense"],

@@ -242,6 +242,18 @@ REFUSALS = [
     ("smollm3", {"no_rope_layers": [1, 0, 1, 1]}, r"no_rope_layers=\[1, 0, 1, 1\] is not supported"),
     ("smollm3", {"use_sliding_window": True}, "use_sliding_window=True is not supported"),
     ("olmo2", {"head_dim": 32}, "head_dim=32 is not supported"),
+    ("gemma2", {"final_logit_softcapping": None}, "final_logit_softcapping=None is not supported"),
+    ("gemma2", {"query_pre_attn_scalar": 64}, r"query_pre_attn_scalar=64 is not supported: llama.cpp scales .*sqrt\(16\)"),
+    ("gemma2", {"hidden_activation": "gelu"}, "hidden_activation='gelu' is not supported"),
+    ("gemma2", {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}}, "rope scaling 'linear'"),
+    ("gemma3", {"attn_logit_softcapping": 50.0}, "attn_logit_softcapping=50.0 is not supported"),
+    ("gemma3", {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6}, "sliding_attention": {
+        "rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}}}, "rope_parameters=.* scales rope on Gemma 3's global"),
+    ("gemma3", {"rope_parameters": {"full_attention": {**YARN_ROPE}, "sliding_attention": {"rope_theta": 1e4}}},
+     "rope scaling 'yarn' is not supported for Gemma3ForCausalLM"),
+    ("phi-longrope", {"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0] * 7,
+                                          "long_factor": [1.0] * 8}}, "short_factor needs 8 entries"),
+    ("phi-mini", {"rope_parameters": {**YARN_ROPE}}, "rope scaling 'yarn' is not supported for Phi3ForCausalLM"),
 ]
 
 
@@ -255,6 +267,28 @@ def test_configs_llama_cpp_would_compute_differently_are_refused_naming_the_fiel
     with pytest.raises(ConversionError, match=message):
         convert(folder, tmp_path / "out.gguf", "f32")
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_an_untied_gemma_head_is_refused(family_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """llama.cpp's Gemma graphs read the embedding matrix as the head: a separate lm_head would be dropped."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "gemma2"
+    shutil.copytree(family_dirs["gemma2"], folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({**weights, "lm_head.weight": weights["model.embed_tokens.weight"] * 2}, folder / "model.safetensors")
+    with pytest.raises(ConversionError, match="tie_word_embeddings=.* is not supported: llama.cpp's Gemma graphs use"):
+        convert(folder, tmp_path / "out.gguf", "f32")
+
+
+def test_phi3_context_stops_at_the_sliding_window_llama_cpp_does_not_apply(family_dirs: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    folder = tmp_path / "phi-window"
+    shutil.copytree(family_dirs["phi-mini"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "sliding_window": 64}))
+    out = convert(folder, tmp_path / "out.gguf", "f32")
+    assert gguf.GGUFReader(out).fields["phi3.context_length"].contents() == 64
 
 
 def test_pre_tokenizer_names_follow_llama_cpp() -> None:
@@ -298,7 +332,8 @@ def test_bert_sentence_encoder_converts_and_embeds_like_embed4all(tmp_path: Path
     assert (ours * theirs).sum(axis=1).min() > 0.999
 
 
-@pytest.mark.parametrize("family", ["llama3.1", "qwen2", "qwen3", "smollm3", "olmo2", "gptj", "mpt", "falcon-40b"])
+@pytest.mark.parametrize("family", ["llama3.1", "qwen2", "qwen3", "smollm3", "olmo2", "gemma2", "gemma3", "phi-mini",
+                                    "gptj", "mpt", "falcon-40b"])
 def test_lora_by_default_then_merge_then_convert(family: str, family_dirs: dict[str, Path], tmp_path: Path) -> None:
     """The train stage adapts the architecture's own attention projections with no target_modules set, merges,
     and the merged model converts and runs in llama.cpp as it does in transformers."""
