@@ -269,6 +269,9 @@ class TrainConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     template: Literal["chat", "gpt4all"] = Field(
         "chat", description="chat = the tokenizer's chat template; gpt4all = prompt + '\\n' + response + eos.")
+    chat_template: str | None = Field(
+        None, description="A chat template to teach instead of the model's own (a base model has none): chatml, "
+                          "gemma, or Jinja text; saved with the merged model and written into its GGUF.")
     too_long: Literal["truncate", "drop"] = Field("truncate", description="What happens to records over max_length.")
     packing: bool = Field(True, description="Pack sequences into rows (position ids reset); false = padded batches.")
     learning_rate: float = Field(5e-5, gt=0)

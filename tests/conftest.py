@@ -41,6 +41,14 @@ def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hf-cache")
 
 
+@pytest.fixture(scope="session")
+def gemma3_hf(hf_cache: Path) -> Path:
+    """The base Gemma 3 270M as an HF folder (what `bundled:gemma-3-270m` resolves to; ~80 s to dequantize)."""
+    from pipeline.hf_models import gemma3_270m_gguf, gguf_to_hf
+
+    return gguf_to_hf(gemma3_270m_gguf(), hf_cache / "gemma-3-270m")
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, hf_cache: Path) -> Path:
     """No test reads or writes the user's ~/.cache or the project's runs/."""

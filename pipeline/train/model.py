@@ -8,14 +8,22 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.hf_models import ModelSourceError, resolve_model
+from pipeline.train.chat_templates import CHAT_TEMPLATES, chat_template
 
 
-def load_tokenizer(source: str | Path):  # noqa: ANN201 - a transformers tokenizer
+def load_tokenizer(source: str | Path, cfg: TrainConfig):  # noqa: ANN201 - a transformers tokenizer
+    """The base model's tokenizer, with train.chat_template in place of its own when one is set."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if cfg.chat_template:
+        tokenizer.chat_template = chat_template(cfg.chat_template)
+    elif cfg.template == "chat" and not tokenizer.chat_template:
+        raise ValueError(f"train.base_model={cfg.base_model!r} has no chat template (a base model): set "
+                         f"train.chat_template to one of {', '.join(CHAT_TEMPLATES)} or a Jinja template, "
+                         "or use train.template=gpt4all")
     return tokenizer
 
 

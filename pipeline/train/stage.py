@@ -63,7 +63,7 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     set_seed(cfg.run.seed)  # before the model: LoRA's initial A matrices are drawn here, alike on every rank
     model, source = load_model(t, dtype)
-    tokenizer = load_tokenizer(source)
+    tokenizer = load_tokenizer(source, t)
     examples, stats = encode_all(records, tokenizer, t.template, t.max_length, t.too_long)
     train_set, val_set = split(examples, t.validation_fraction, cfg.run.seed)
     model = train(accelerator, t, model, train_set, val_set, tokenizer.pad_token_id, out, cfg.run.seed)

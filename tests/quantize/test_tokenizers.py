@@ -4,6 +4,7 @@ runtime renders a chat in the model's own format with the template written into 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +114,53 @@ def test_an_unrecognised_byte_level_pre_tokenizer_is_refused(tokenizers: dict, t
     with pytest.raises(ConversionError, match=r"tokenizer\.json: pre_tokenizer .* is not one llama\.cpp"):
         convert(tmp_path / "hf", tmp_path / "out.gguf", "f16")
     assert not (tmp_path / "out.gguf").exists()
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real SentencePiece BPE model in the LLaMA-2 / Mistral / Phi-3 style (byte fallback, a dummy prefix, a
+    user-defined marker), trained here on Alpaca outputs, with the HF tokenizer transformers builds from it."""
+    import gzip
+    import json as jsonlib
+
+    import sentencepiece
+
+    folder = tmp_path_factory.mktemp("spm")
+    rows = jsonlib.load(gzip.open(Path(__file__).resolve().parents[2] / "data/instruct/alpaca_5000_subset.json.gz"))
+    (folder / "text.txt").write_text("\n".join(r["output"] for r in rows[:3000]))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(folder / "text.txt"), model_prefix=str(folder / "tokenizer"), vocab_size=3000, model_type="bpe",
+        byte_fallback=True, character_coverage=0.9995, user_defined_symbols=["<|user|>"], unk_id=0, bos_id=1,
+        eos_id=2, pad_id=-1, normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True,
+        minloglevel=2)  # LLaMA's settings: text as written, digits one by one
+    (folder / "text.txt").unlink()
+    (folder / "tokenizer.vocab").unlink()
+    (folder / "tokenizer_config.json").write_text(jsonlib.dumps({  # as LLaMA-2's tokenizer_config.json
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "add_bos_token": True, "add_eos_token": False}))
+    AutoTokenizer.from_pretrained(folder).save_pretrained(folder)  # transformers' tokenizer.json beside the proto
+    return folder
+
+
+@pytest.mark.parametrize("source", ["tokenizer.model", "tokenizer.json"])
+def test_sentencepiece_vocabulary_tokenizes_like_transformers(source: str, sentencepiece_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """From the proto (its scores and piece types) or, without it, from tokenizer.json (merge ranks as scores):
+    the same ids as transformers, byte fallback for what the 3,000 pieces lack (CJK, emoji), BOS added."""
+    folder = tmp_path / "hf"
+    shutil.copytree(sentencepiece_dir, folder)
+    if source == "tokenizer.json":
+        (folder / "tokenizer.model").unlink()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=len(tokenizer), **TINY)).save_pretrained(folder)
+    path = convert(folder, tmp_path / "spm.gguf", "f16")
+    assert gguf.GGUFReader(path).fields["tokenizer.ggml.model"].contents() == "llama"
+    vocab = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    reference = tokenizer(MIXED)["input_ids"]
+    assert vocab.tokenize(MIXED.encode(), add_bos=True, special=False) == reference
+    assert tokenizer.convert_tokens_to_ids("<0x0A>") in reference  # "\n" came through byte fallback
+    # A user-defined piece is one token. (Text right after one differs: llama.cpp starts a new fragment with its
+    # own space prefix, as sentencepiece's legacy mode does; transformers does not.)
+    marker = tokenizer.convert_tokens_to_ids("<|user|>")
+    assert vocab.tokenize(b"<|user|>", add_bos=False, special=False)[-1] == marker == tokenizer("<|user|>")["input_ids"][-1]
