@@ -101,7 +101,9 @@ def test_bad_inputs_are_clear_and_leave_no_output(tiny_llama: Path, tmp_path: Pa
     config = json.loads((broken / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps({**config, "architectures": ["BloomForCausalLM"]}))
     with pytest.raises(ConversionError, match="'BloomForCausalLM' is not supported; supported: BertModel, FalconForCausalLM, "
-                                              "GPTJForCausalLM, LlamaForCausalLM, MistralForCausalLM, MptForCausalLM"):
+                                              "GPTJForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, LlamaForCausalLM, "
+                                              "MistralForCausalLM, MptForCausalLM, Olmo2ForCausalLM, Phi3ForCausalLM, "
+                                              "Qwen2ForCausalLM, Qwen3ForCausalLM, SmolLM3ForCausalLM$"):
         convert(broken, tmp_path / "x.gguf")
     (broken / "config.json").write_text(json.dumps(config))
     (broken / "tokenizer.json").unlink()
