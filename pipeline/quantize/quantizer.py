@@ -38,7 +38,7 @@ TENSOR_LINE = re.compile(r"\[\s*(\d+)/\s*(\d+)\]")  # llama.cpp logs "[  12/ 272
 
 
 @contextmanager
-def llama_log(log: TextIO, bar: tqdm) -> Iterator[None]:
+def llama_log(log: TextIO, bar: tqdm | None = None) -> Iterator[None]:
     """llama.cpp's log goes to `log` instead of the terminal while this is open, and its per-tensor lines move
     `bar`; llama-cpp-python's own log callback comes back afterwards."""
     from llama_cpp._logger import llama_log_callback
@@ -47,7 +47,7 @@ def llama_log(log: TextIO, bar: tqdm) -> Iterator[None]:
     def to_file(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         line = text.decode("utf-8", "replace")
         log.write(line)
-        if match := TENSOR_LINE.search(line):
+        if bar is not None and (match := TENSOR_LINE.search(line)):
             bar.total = int(match[2])
             bar.update(int(match[1]) - bar.n)
 

@@ -17,7 +17,7 @@ from pipeline.config import PipelineConfig
 from pipeline.hf_models import resolve_model
 from pipeline.quantize.convert import convert, read_config
 from pipeline.quantize.quality import Scores, gguf_scores, hf_scores, read_texts, windows
-from pipeline.quantize.quantizer import PUBLISHED_PPL_DELTA_7B, quantize
+from pipeline.quantize.quantizer import PUBLISHED_PPL_DELTA_7B, llama_log, quantize
 from runtime.registry import file_digest
 
 
@@ -128,7 +128,8 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     entries = [models_entry(path, name, kind, model_dir, params) for kind, path in files.items()]
     with atomic_path(out / "models.json") as tmp:
         tmp.write_text(json.dumps(entries, indent=2) + "\n")
-    rows = quality_rows(cfg, model_dir, files) if q.quality.enabled else []
+    with log.open("a") as text, llama_log(text):  # loading each file for the quality check logs too
+        rows = quality_rows(cfg, model_dir, files) if q.quality.enabled else []
     for line in summary_lines(files, rows):
         tqdm.write(line, file=sys.stderr)
     write_json(out / "report.json", {"model": str(model_dir), "convert_seconds": round(convert_s, 2), "rows": rows})
