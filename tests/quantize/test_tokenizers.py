@@ -1,5 +1,6 @@
 """Real vocabularies through the converter: llama.cpp tokenizes mixed text exactly as each family's reference
-tokenizer does, for every byte-level pre-tokenizer the converter names (llama-bpe, dbrx, qwen2, smollm), and the
+tokenizer does, for every byte-level pre-tokenizer the converter names (llama-bpe, dbrx, qwen2, gpt-4o, smollm),
+SentencePiece from tokenizer.model and from tokenizer.json; and the
 runtime renders a chat in the model's own format with the template written into the file."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import (
     AutoTokenizer,
     LlamaConfig,
     Olmo2Config,
+    Phi3Config,
     PreTrainedTokenizerBase,
     Qwen2Config,
     Qwen3Config,
@@ -44,6 +46,7 @@ CASES: dict[str, tuple[str, Callable[[int], object]]] = {
     "qwen2.5": ("qwen2", lambda n: Qwen2Config(vocab_size=n + 267, **TINY)),  # padded like Qwen's 151,936
     "qwen3": ("qwen2", lambda n: Qwen3Config(vocab_size=n, **TINY, head_dim=16)),
     "smollm2": ("smollm", lambda n: LlamaConfig(vocab_size=n, **TINY)),  # the bundled model's own tokenizer
+    "phi4-mini": ("gpt-4o", lambda n: Phi3Config(vocab_size=n + 45, **TINY, tie_word_embeddings=True)),  # o200k
 }
 
 

@@ -23,6 +23,10 @@ LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# OpenAI's o200k (Phi-4-mini, GPT-OSS): case-aware words with their contractions, digit groups of three.
+O200K_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def byte_level(use_regex: bool) -> dict[str, Any]:
@@ -41,6 +45,7 @@ PIPELINES: dict[str, tuple[dict[str, Any], bool]] = {
     "llama-bpe": (split_then_bytes(LLAMA3_SPLIT), True),
     "dbrx": (split_then_bytes(LLAMA3_SPLIT), False),
     "qwen2": (split_then_bytes(QWEN2_SPLIT), False),
+    "gpt-4o": (split_then_bytes(O200K_SPLIT), False),
     "smollm": ({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
                                                        byte_level(True)]}, False),
     "gpt-2": (byte_level(True), False),
@@ -63,6 +68,8 @@ def split_pre_tokenizer(pattern: str, ignore_merges: bool) -> str | None:
         return "llama-bpe" if ignore_merges else "dbrx"
     if pattern == QWEN2_SPLIT and not ignore_merges:
         return "qwen2"
+    if pattern == O200K_SPLIT and not ignore_merges:
+        return "gpt-4o"
     return None
 
 
@@ -85,7 +92,7 @@ def pre_tokenizer(tokenizer_json: dict[str, Any], family_default: str | None = "
         return "mpt" if family_default == "mpt" else "gpt-2"  # the same regex; llama.cpp names MPT's apart
     if family_default is None:
         raise ConversionError(f"pre_tokenizer {json.dumps(pre)[:300]} is not one llama.cpp is known "
-                              "to split the same way (Llama 3, cl100k, Qwen2, SmolLM, GPT-2, Falcon); a file "
+                              "to split the same way (Llama 3, cl100k, Qwen2, o200k, SmolLM, GPT-2, Falcon); a file "
                               "written with it would tokenize differently from the model's own tokenizer")
     return family_default
 
