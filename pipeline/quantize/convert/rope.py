@@ -15,7 +15,6 @@ import numpy as np
 
 from pipeline.quantize.convert.errors import ConversionError
 
-SCALING_KINDS = ("linear", "yarn", "llama3")
 # YaRN settings llama.cpp computes the way transformers does (the rest, e.g. DeepSeek's mscale, it does not).
 YARN_KEYS = {"rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "beta_fast",
              "beta_slow", "attention_factor", "truncate"}

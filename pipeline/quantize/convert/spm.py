@@ -87,9 +87,8 @@ def merge_scores(model: dict[str, Any], size: int, vocab: dict[str, int]) -> lis
     return scores
 
 
-def from_tokenizer_json(path: Path, n_vocab: int | None) -> Pieces:
+def from_tokenizer_json(data: dict[str, Any], path: Path, n_vocab: int | None) -> Pieces:
     """A SentencePiece-style tokenizer.json (BPE with byte fallback) as llama.cpp's SentencePiece tokens."""
-    data = json.loads(path.read_text())
     model = data.get("model", {})
     vocab: dict[str, int] = model.get("vocab", {})
     added = {t["id"]: t for t in data.get("added_tokens", [])}
@@ -107,12 +106,14 @@ def from_tokenizer_json(path: Path, n_vocab: int | None) -> Pieces:
     return Pieces(tokens, merge_scores(model, size, vocab), types, space_prefix(data, path))
 
 
-def add_sentencepiece_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None) -> None:
-    if (model_dir / "tokenizer.model").is_file():
+def add_sentencepiece_vocab(w: gguf.GGUFWriter, model_dir: Path, tokenizer_json: dict[str, Any] | None,
+                            n_vocab: int | None) -> None:
+    """From tokenizer.model when present, else from the (already parsed) SentencePiece-style tokenizer.json."""
+    if (model_dir / "tokenizer.model").is_file() or tokenizer_json is None:
         pieces = from_model_file(model_dir / "tokenizer.model")
         added_tokens_from_hf(pieces, model_dir, n_vocab)
     else:
-        pieces = from_tokenizer_json(model_dir / "tokenizer.json", n_vocab)
+        pieces = from_tokenizer_json(tokenizer_json, model_dir / "tokenizer.json", n_vocab)
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list(pieces.tokens)
@@ -132,7 +133,6 @@ def added_tokens_from_hf(pieces: Pieces, model_dir: Path, n_vocab: int | None) -
     decoder = json.loads(config.read_text()).get("added_tokens_decoder", {}) if config.is_file() else {}
     for key, token in decoder.items():
         i = int(key)
-        if i < size and pieces.types[i] in (gguf.TokenType.UNUSED, gguf.TokenType.NORMAL, gguf.TokenType.CONTROL,
-                                            gguf.TokenType.USER_DEFINED):
+        if i < size and pieces.types[i] not in (gguf.TokenType.UNKNOWN, gguf.TokenType.BYTE):
             pieces.tokens[i] = token["content"]
             pieces.types[i] = int(gguf.TokenType.CONTROL if token.get("special") else gguf.TokenType.USER_DEFINED)

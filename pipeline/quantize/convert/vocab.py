@@ -63,13 +63,12 @@ def with_pre_tokenizer(tokenizer_json: dict[str, Any], name: str) -> dict[str, A
 
 
 def split_pre_tokenizer(pattern: str, ignore_merges: bool) -> str | None:
-    """llama.cpp's name for a [Split(pattern), ByteLevel] pipeline, or None when the regex is not one it knows."""
-    if pattern == LLAMA3_SPLIT:
-        return "llama-bpe" if ignore_merges else "dbrx"
-    if pattern == QWEN2_SPLIT and not ignore_merges:
-        return "qwen2"
-    if pattern == O200K_SPLIT and not ignore_merges:
-        return "gpt-4o"
+    """llama.cpp's name for a [Split(pattern), ByteLevel] pipeline with this ignore_merges (read off PIPELINES),
+    or None when llama.cpp is not known to split that way."""
+    for name, (pipeline, merges) in PIPELINES.items():
+        first = pipeline.get("pretokenizers", [{}])[0]
+        if first.get("type") == "Split" and first["pattern"]["Regex"] == pattern and merges == ignore_merges:
+            return name
     return None
 
 
@@ -103,7 +102,7 @@ def add_vocab(w: gguf.GGUFWriter, model_dir: Path, n_vocab: int | None, family_p
         if (model_dir / "tokenizer.json").is_file() else None
     model = (tokenizer_json or {}).get("model", {})
     if (model_dir / "tokenizer.model").is_file() or (model.get("type") == "BPE" and model.get("byte_fallback")):
-        add_sentencepiece_vocab(w, model_dir, n_vocab)
+        add_sentencepiece_vocab(w, model_dir, tokenizer_json, n_vocab)
     elif tokenizer_json is None:
         raise ConversionError(f"{model_dir}: no tokenizer.json or tokenizer.model; save the tokenizer with the model")
     elif model.get("type") == "WordPiece":
