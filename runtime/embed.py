@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from runtime.errors import ClosedModelError
+
 if TYPE_CHECKING:
     import torch
 
@@ -71,14 +73,22 @@ class Embed4All:
         if n_threads:
             torch.set_num_threads(n_threads)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-        self.dimension: int = self.model.config.hidden_size
+        self._model: Any = AutoModel.from_pretrained(path).eval()
+        self.dimension: int = self._model.config.hidden_size
         self.batch_size = batch_size
         self.verbose = verbose
 
+    @property
+    def model(self) -> Any:
+        """The transformers model; after close() every use raises ClosedModelError."""
+        if self._model is None:
+            raise ClosedModelError("Attempted operation on a closed Embed4All: it was closed by close() or by "
+                                   "leaving its `with` block; make a new one")
+        return self._model
+
     def close(self) -> None:
         """Drop the model (gpt4all frees its llama.cpp context here)."""
-        self.model = None
+        self._model = None
 
     def __enter__(self) -> Embed4All:
         return self
@@ -118,8 +128,6 @@ class Embed4All:
 
         if not text:
             raise ValueError("text must not be None or empty")
-        if self.model is None:
-            raise ValueError("Attempted operation on a closed Embed4All")
         single = isinstance(text, str)
         batch = [text] if single else list(text)
         if dimensionality is not None:
@@ -148,6 +156,7 @@ class Embed4All:
         """Unit vectors and the number of tokens read (special tokens included)."""
         import torch
 
+        self.model  # noqa: B018 - a closed embedder refuses before any work
         window = MAX_TOKENS - 2  # room for [CLS] and [SEP]
         chunks: list[list[int]] = []
         owner: list[int] = []

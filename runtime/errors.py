@@ -15,3 +15,8 @@ class ModelLoadError(RegistryError):
 
 class ContextOverflowError(ValueError):
     """A prompt that does not fit the context window."""
+
+
+class ClosedModelError(ValueError):
+    """A GPT4All or Embed4All used after close() (or after leaving its `with` block); a ValueError, as
+    gpt4all's "Attempted operation on a closed LLModel"."""

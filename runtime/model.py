@@ -29,7 +29,7 @@ from typing import Any, Literal
 import llama_cpp
 import numpy as np
 
-from runtime.errors import ContextOverflowError, ModelLoadError
+from runtime.errors import ClosedModelError, ContextOverflowError, ModelLoadError
 from runtime.registry import Registry, download_file
 from runtime.templates import render_chat
 
@@ -210,7 +210,7 @@ class GPT4All:
                                                           allow_download=allow_download, verbose=verbose)
         self.path = Path(self.config["path"])
         self.name: str = self.config.get("name") or self.path.stem
-        self.llama = load_llama(self.path, n_ctx, n_threads, offloaded, verbose)
+        self._llama: llama_cpp.Llama | None = load_llama(self.path, n_ctx, n_threads, offloaded, verbose)
         self._backend = "cpu" if not offloaded else "metal" if device == "metal" else "cuda"
         # llama.cpp may round its context up; llama-cpp-python's token buffer keeps the size asked for.
         self.n_ctx = min(n_ctx, self.llama.n_ctx())
@@ -268,9 +268,22 @@ class GPT4All:
         """The GPU in use, or None on the CPU (as gpt4all)."""
         return None if self._backend == "cpu" else self._backend
 
+    @property
+    def llama(self) -> llama_cpp.Llama:
+        """The llama.cpp model; after close() every use raises ClosedModelError (llama.cpp itself would
+        crash the process on its freed context)."""
+        if self._llama is None:
+            raise ClosedModelError(f"Attempted operation on a closed GPT4All ({self.name}): it was closed by "
+                                   "close() or by leaving its `with` block; load it again")
+        return self._llama
+
     def close(self) -> None:
-        """Free the model; it cannot be used afterwards."""
-        self.llama.close()
+        """Free the model; it cannot be used afterwards (a second close does nothing)."""
+        with self.lock:  # waits for a generation running in another thread
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+            self._session = None
 
     def __enter__(self) -> GPT4All:
         return self
@@ -328,6 +341,7 @@ class GPT4All:
         The prompt is checked now (empty, over the context: ValueError); sampling starts on iteration.
         """
         n_ctx = self.n_ctx
+        self.llama  # noqa: B018 - a closed model refuses before anything is queued
         if not tokens:
             raise ValueError("the prompt is empty")
         if len(tokens) >= n_ctx:
@@ -401,7 +415,7 @@ class GPT4All:
                     break
                 if self.stats.completion_tokens >= budget:
                     break
-                llama.eval([token])
+                self.llama.eval([token])  # (not `llama`: the caller may have closed the model meanwhile)
         finally:
             sampler.close()
         if tail := decoder.decode(b"", final=True):
@@ -470,6 +484,7 @@ class GPT4All:
         promptTemplate ("{0}" the message, "{1}" the reply; a literal "%1" is refused). Without either,
         the model's Jinja chat template renders the conversation (or `chat_template`, a Jinja template);
         a model with neither gets gpt4all's Alpaca fallback."""
+        self.llama  # noqa: B018 - a closed model refuses here, not at the first turn
         system = system_prompt if system_prompt is not None else self.config.get("systemPrompt", "")
         template = prompt_template if prompt_template is not None else self.config.get("promptTemplate")
         if template is not None and re.search(r"%1(?![0-9])", template):
