@@ -304,7 +304,11 @@ class EvalConfig(Section):
     gguf: str | None = Field(None, description="GGUF to score; null = the run's first quantized type.")
     self_instruct: bool = Field(True, description="Ground-truth perplexity on the 252 self-instruct instructions.")
     self_instruct_limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1, description="HF backend batch size.")
+    batch_size: int = Field(8, ge=1, description="HF backend batch size (documents per forward pass).")
+    compare_base: bool = Field(True, description="Also score train.base_model (HF) on the same documents and report "
+                                                 "paired differences with 95% intervals.")
+    cache: bool = Field(True, description="Keep every document's scores in {runs_dir}/eval-cache.sqlite, keyed by "
+                                          "the model files' hash: reruns and larger limits score only what is new.")
 
 
 class QualityConfig(Switch):

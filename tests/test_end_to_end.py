@@ -30,7 +30,9 @@ def test_all_stages_end_to_end_then_skip_on_rerun(tmp_path: Path) -> None:
     assert "run finished" in done.stderr and "make chat" in done.stderr
     assert (run / "curate" / "map.html").is_file() and (run / "train" / "merged" / "model.safetensors").is_file()
     results = json.loads((run / "eval" / "results.json").read_text())
-    assert set(results["models"]) == {"hf:merged", "gguf:tiny-q4_0.gguf"}
+    assert set(results["models"]) == {"hf:merged", "gguf:tiny-q4_0.gguf", "base hf:SmolLM2-135M-Instruct"}
+    assert {(c["model"], c["task"]) for c in results["comparisons"]} == {
+        (m, t) for m in ("hf:merged", "gguf:tiny-q4_0.gguf") for t in ("piqa", "arc_easy", "average")}
     assert "| tiny / gguf:tiny-q4_0.gguf |" in (run / "eval" / "leaderboard.md").read_text()
     model = GPT4All(str(run / "quantize" / "tiny-q4_0.gguf"), n_threads=2)
     with model.chat_session():

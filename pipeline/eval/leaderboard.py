@@ -1,9 +1,11 @@
-"""The leaderboard: every run's eval/results.json beside the GPT4All report's published rows."""
+"""The leaderboard: every run's eval/results.json beside the GPT4All report's published rows, with each
+model's paired difference from its base model (Δ vs base, 95% intervals) under its row."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from pipeline.artifacts import atomic_path
@@ -21,15 +23,43 @@ PUBLISHED = {
 
 
 def rows_from_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """One row per evaluated model of every run; tasks that were not run stay empty."""
+    """One row per evaluated model of every run, with its paired differences from the base model (if
+    compared); tasks that were not run stay empty."""
     rows = []
     for path in sorted(runs_dir.glob("*/eval/results.json")):
         data = json.loads(path.read_text())
         for label, model in data["models"].items():
             scores = {t: round(100 * model["tasks"][t]["value"], 1) for t in TASKS if t in model["tasks"]}
+            deltas = {c["task"]: c for c in data.get("comparisons", []) if c["model"] == label}
             rows.append({"model": f"{data['run']} / {label}", "kind": f"this project (limit {data.get('limit')})",
-                         "scores": scores, "average": average(scores)})
+                         "scores": scores, "average": average(scores), "deltas": deltas})
     return rows
+
+
+def delta_cell(comparison: dict[str, Any] | None) -> str:
+    if comparison is None:
+        return "-"
+    low, high = (100 * v for v in comparison["ci95"])
+    return f"{100 * comparison['delta']:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def interval_note(rows: list[dict[str, Any]]) -> list[str]:
+    """What the runs' limits buy: the median 95% interval half-width of a task's and of the average's delta."""
+    tasks = [c for r in rows for t, c in r.get("deltas", {}).items() if t != "average"]
+    if not tasks:
+        return []
+    overall = [c for r in rows for t, c in r.get("deltas", {}).items() if t == "average"]
+
+    def half(items: list[dict[str, Any]]) -> float:
+        return median(100 * (c["ci95"][1] - c["ci95"][0]) / 2 for c in items)
+
+    documents = median(c["n"] for c in tasks)
+    text = (f"Δ vs base: the model minus the run's base model on the same documents, in points, with the 95% "
+            f"interval of a paired bootstrap over documents. With ~{documents:.0f} documents per task an interval "
+            f"is ±{half(tasks):.1f} points per task (median half-width)")
+    if overall:
+        text += f" and ±{half(overall):.1f} on the average"
+    return ["", text + "; `eval.limit: null` scores every document (README: its time)."]
 
 
 def published_rows() -> list[dict[str, Any]]:
@@ -49,15 +79,45 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = [str(row["scores"].get(t, "-")) for t in TASKS]
         lines.append(f"| {row['model']} | {row['kind']} | " + " | ".join(cells) + f" | {row['average']} |")
-    return "\n".join(lines) + "\n"
+        deltas = row.get("deltas")
+        if deltas:
+            baseline = next(iter(deltas.values()))["baseline"]
+            cells = [delta_cell(deltas.get(t)) for t in TASKS]
+            lines.append(f"| Δ vs base | {baseline}, paired 95% CI | " + " | ".join(cells)
+                         + f" | {delta_cell(deltas.get('average'))} |")
+    return "\n".join(lines + interval_note(rows)) + "\n"
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    """Averages as bars; below them each compared model's Δ vs base per task, its 95% interval drawn."""
     ranked = [r for r in rows if r["average"] is not None][::-1]
-    with figure(path, figsize=(9, 0.45 * len(ranked) + 1.2)) as (_, ax):
+    compared = [r for r in rows if r.get("deltas")]
+    height = 0.45 * len(ranked) + 1.2
+    extra = 0.3 * len(compared) * (len(TASKS) + 1) + 1.2 if compared else 0
+    with figure(path, nrows=2 if compared else 1, figsize=(9, height + extra), squeeze=False,
+                gridspec_kw={"height_ratios": [height, extra] if compared else [1]}) as (_, axes):
+        ax = axes[0][0]
         colors = ["#9aa5b1" if r["kind"] == "published" else "#3b7dd8" for r in ranked]
         ax.barh([r["model"] for r in ranked], [r["average"] for r in ranked], color=colors)
         ax.set_xlabel("average over the seven tasks (%); grey = published")
+        if compared:
+            delta_chart(axes[1][0], compared)
+
+
+def delta_chart(ax: Any, compared: list[dict[str, Any]]) -> None:
+    labels, centers, errors = [], [], []
+    for row in compared:
+        for task in [*TASKS, "average"]:
+            c = row["deltas"].get(task)
+            if c is not None:
+                labels.append(f"{row['model']} · {task}")
+                centers.append(100 * c["delta"])
+                errors.append([100 * (c["delta"] - c["ci95"][0]), 100 * (c["ci95"][1] - c["delta"])])
+    y = list(range(len(labels)))[::-1]
+    ax.errorbar(centers, y, xerr=list(zip(*errors, strict=True)), fmt="o", color="#3b7dd8", capsize=3)
+    ax.axvline(0, color="#9aa5b1", linewidth=1)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("Δ vs base (points), 95% paired-bootstrap interval")
 
 
 def build(runs_dir: Path, out_dir: Path) -> Path:

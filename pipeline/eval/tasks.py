@@ -62,8 +62,10 @@ def check_tasks(tasks: list[str]) -> None:
         raise ValueError(f"eval.tasks: unknown {unknown}; the seven GPT4All tasks are {', '.join(TASKS)}")
 
 
-def run_tasks(model: Any, tasks: list[str], limit: int | None, offline_dir: Path | None) -> dict[str, dict[str, float]]:
-    """{task: {metric, value, stderr, acc, acc_norm, ...}} for an lm-eval LM, zero-shot."""
+def run_tasks(model: Any, tasks: list[str], limit: int | None,
+              offline_dir: Path | None) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """({task: {metric, value, stderr, acc, acc_norm, ...}}, {task: {document id: the metric's 0/1 score}})
+    for an lm-eval LM, zero-shot; the second part is what paired comparisons read."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -75,12 +77,13 @@ def run_tasks(model: Any, tasks: list[str], limit: int | None, offline_dir: Path
         manager = TaskManager()
         names = list(tasks)
     output = simple_evaluate(model=model, tasks=names, num_fewshot=0, limit=limit, task_manager=manager,
-                             bootstrap_iters=1000, log_samples=False)
-    results = {}
+                             bootstrap_iters=1000, log_samples=True)
+    results, per_document = {}, {}
     for task, name in zip(tasks, names, strict=True):
         raw = output["results"][name]
         metric = METRIC[task]
         results[task] = {"metric": metric, "value": raw[f"{metric},none"],
                          "stderr": raw.get(f"{metric}_stderr,none"),
                          **{k.split(",")[0]: v for k, v in raw.items() if "," in k and "stderr" not in k}}
-    return results
+        per_document[task] = {str(s["doc_id"]): float(s[metric]) for s in output["samples"][name]}
+    return results, per_document

@@ -77,8 +77,8 @@ def test_hf_and_f16_gguf_agree_within_one_point(bundled_hf: Path, tmp_path: Path
 
     gguf = convert(bundled_hf, tmp_path / "f16.gguf", "f16")
     offline = write_offline_tasks(["piqa"], DATA, tmp_path / "offline")
-    hf = run_tasks(HFLM(pretrained=str(bundled_hf), device="cpu", batch_size=8), ["piqa"], 200, offline)["piqa"]
-    ours = run_tasks(LlamaCppLM(str(gguf)), ["piqa"], 200, offline)["piqa"]
+    hf = run_tasks(HFLM(pretrained=str(bundled_hf), device="cpu", batch_size=8), ["piqa"], 200, offline)[0]["piqa"]
+    ours = run_tasks(LlamaCppLM(str(gguf)), ["piqa"], 200, offline)[0]["piqa"]
     assert abs(hf["acc"] - ours["acc"]) <= 0.01 and abs(hf["acc_norm"] - ours["acc_norm"]) <= 0.01
     assert 0.55 < hf["acc"] < 0.8 and hf["stderr"] > 0
 
