@@ -6,12 +6,15 @@ Shapes (every base pair is distinct; copies are planted after them and the whole
   the same vocabulary (the corpus the benchmark has always used).
 - ``unrelated``: Alpaca-length records whose prompt is two Alpaca instructions and whose response is 3-8
   unrelated sentences drawn from Alpaca outputs (long texts whose mean token vectors crowd together).
-- ``short``: one Alpaca instruction and an Alpaca output of at most 20 words.
-- ``code``: a programming request and an answer made of 3-6 code snippets from Alpaca's code outputs.
+- ``short``: an Alpaca instruction and, drawn apart from it, an Alpaca output of at most 20 words (at 100k
+  records each prompt comes ~20 times with other answers and each answer ~60 times after other prompts:
+  neither is a duplicate pair).
+- ``code``: a programming request (plus an Alpaca instruction) and an answer made of 3-6 code snippets from
+  Alpaca's code outputs, each snippet's identifiers renamed to random words.
 
 Planted: exact copies (``exact``), 1-2 word edits (``near``), chains A ~ B ~ C (``chain``), and, where
-``data/curate/paraphrases.jsonl`` has one for the base pair's source text, the same pair in other words
-(``paraphrase``: the semantic step's recall). Refusals and evaluation 13-grams are planted in ``edited`` only
+``data/curate/paraphrases.jsonl`` has them, a real Alpaca pair and later the same prompt with the response
+in other words (``paraphrase``: the semantic step's recall; each shipped paraphrase is planted once at most). Refusals and evaluation 13-grams are planted in ``edited`` only
 (the filters' job, not the dedupe's).
 """
 
@@ -31,6 +34,8 @@ REFUSAL = "I'm sorry, but as an AI language model I cannot help with that reques
 PARAPHRASES = Path("data/curate/paraphrases.jsonl")
 SHAPES = ("edited", "unrelated", "short", "code")
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
+CODE_LINE = re.compile(r"^\s*(def |class |import |for .*:$|if .*:$|print\(|return |SELECT |#include|public |function )",
+                       re.M)
 DUPLICATE_KINDS = ("exact", "near", "chain", "paraphrase")
 
 
@@ -47,10 +52,10 @@ class Sources:
     prompts: list[str]
     responses: list[str]
     sentences: list[str]
-    short: list[tuple[str, str]]
+    short: list[str]
     code: list[str]
     vocab: list[str]
-    paraphrases: dict[tuple[str, str], tuple[str, str]]  # (prompt, response) -> the same in other words
+    paraphrases: dict[tuple[str, str], str]  # (prompt, response) -> the response in other words
 
 
 def alpaca_prompt(row: dict) -> str:
@@ -65,14 +70,13 @@ def sources() -> Sources:
     responses = [r["output"] for r in alpaca if len(r["output"].split()) >= 20]
     sentences = sorted({s.strip() for r in alpaca for s in SENTENCE.split(r["output"])
                         if 6 <= len(s.split()) <= 40 and "\n" not in s.strip()})
-    short = [(r["instruction"], r["output"]) for r in alpaca if 3 <= len(r["output"].split()) <= 20 and not r["input"]]
-    code = [r["output"] for r in alpaca if re.search(r"\bdef |\breturn\b|[{};]\s*$|print\(", r["output"], re.M)
-            and len(r["output"].split()) >= 8]
+    short = sorted({r["output"] for r in alpaca if 3 <= len(r["output"].split()) <= 20})
+    code = [r["output"] for r in alpaca if CODE_LINE.search(r["output"]) and len(r["output"].split()) >= 8]
     paraphrases = {}
     if PARAPHRASES.is_file():
         for line in PARAPHRASES.open():
             row = json.loads(line)
-            paraphrases[(row["prompt"], row["response"])] = (row["prompt_paraphrase"], row["response_paraphrase"])
+            paraphrases[(row["prompt"], row["response"])] = row["response_paraphrase"]
     vocab = sorted({w for r in responses for w in r.split()})
     return Sources(prompts=[p for p in prompts if p], responses=responses, sentences=sentences, short=short,
                    code=code, vocab=vocab, paraphrases=paraphrases)
@@ -101,6 +105,24 @@ CODE_REQUESTS = ["Write a program that does the following.", "Implement these he
                  "Give me code for these tasks.", "Show an implementation of each part below."]
 
 
+IDENTIFIER = re.compile(r"\b[a-z_][a-z0-9_]{2,}\b")
+KEYWORDS = {"def", "return", "for", "while", "if", "else", "elif", "import", "from", "class", "print", "and", "not",
+            "int", "str", "len", "range", "function", "var", "let", "const", "public", "void", "true", "false", "null"}
+
+
+def rename(code: str, rng: random.Random, vocab: list[str]) -> str:
+    """The snippet with each identifier (not a keyword) renamed to a random word, consistently."""
+    names: dict[str, str] = {}
+
+    def new(match: re.Match) -> str:
+        name = match.group(0)
+        if name in KEYWORDS:
+            return name
+        return names.setdefault(name, "".join(c for c in rng.choice(vocab).lower() if c.isalpha()) or name)
+
+    return IDENTIFIER.sub(new, code)
+
+
 def base_pair(shape: str, rng: random.Random, src: Sources) -> tuple[str, str]:
     """One distinct base pair of a shape (a paraphrasable source pair where the shape allows)."""
     if shape == "edited":
@@ -109,17 +131,15 @@ def base_pair(shape: str, rng: random.Random, src: Sources) -> tuple[str, str]:
         prompt = " ".join(rng.sample(src.prompts, 2))
         return prompt, " ".join(rng.sample(src.sentences, rng.randint(3, 8)))
     if shape == "short":
-        prompt, response = rng.choice(src.short)
-        return f"{prompt} ({rng.randrange(10**6)})", response  # distinct prompts over many draws of few pairs
+        return rng.choice(src.prompts), rng.choice(src.short)
     if shape == "code":
-        snippets = rng.sample(src.code, rng.randint(3, 6))
-        request = rng.choice(CODE_REQUESTS) + " " + " ".join(rng.sample(src.prompts, 1))
-        return request, "\n\n".join(snippets)
+        snippets = [rename(s, rng, src.vocab) for s in rng.sample(src.code, rng.randint(3, 6))]
+        return f"{rng.choice(CODE_REQUESTS)} {rng.choice(src.prompts)}", "\n\n".join(snippets)
     raise ValueError(f"unknown corpus shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
-def paraphrase_pair(rng: random.Random, src: Sources) -> tuple[tuple[str, str], tuple[str, str]] | None:
-    """A (source pair, its paraphrase) from the shipped paraphrases, or None when none are shipped."""
+def paraphrase_pair(rng: random.Random, src: Sources) -> tuple[tuple[str, str], str] | None:
+    """A (source pair, its response in other words) from the shipped paraphrases, or None when none are."""
     if not src.paraphrases:
         return None
     original = rng.choice(sorted(src.paraphrases))
@@ -137,6 +157,7 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
     exact, near = (0.03, 0.07) if shape == "edited" else (0.01, 0.04)
     rows: list[tuple[str, str, int, str]] = []  # prompt, response, group, kind
     used_paraphrases: set[tuple[str, str]] = set()
+    drawn: set[tuple[str, str]] = set()
     while len(rows) < n:
         roll = rng.random()
         if rows and roll < exact:
@@ -151,11 +172,14 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
             rows += [(p, b, g, "near"), (p, edit(b, rng, src.vocab), g, "chain")]
         elif roll < near + 0.01 + paraphrase_share and (found := paraphrase_pair(rng, src)) \
                 and found[0] not in used_paraphrases:
-            (p, r), (pp, rp) = found
+            (p, r), rp = found
             used_paraphrases.add((p, r))
-            rows += [(p, r, len(rows), "base"), (pp, rp, len(rows), "paraphrase")]
+            rows += [(p, r, len(rows), "base"), (p, rp, len(rows), "paraphrase")]
         else:
             p, r = base_pair(shape, rng, src)
+            if (p, r) in drawn:  # base pairs are distinct: a repeat would be an unplanted duplicate
+                continue
+            drawn.add((p, r))
             kind = "base"
             if shape == "edited" and roll < 0.09:
                 r, kind = REFUSAL + " " + r, "refusal"

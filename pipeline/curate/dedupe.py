@@ -1,8 +1,8 @@
 """Dedupe steps: exact, MinHash LSH near-duplicates, semantic (embedding) duplicates.
 
-Each step gets the surviving texts in input order and returns {position: (kept position, detail)} for
-the ones it removes. The earliest record of a group is always the one kept, so results are
-deterministic.
+Each step gets the surviving texts in input order and returns {position: Duplicate(kept position,
+similarity, detail)} for the ones it removes. The earliest record of a group is always the one kept, so
+results are deterministic.
 """
 
 from __future__ import annotations
@@ -11,17 +11,30 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from datasketch import MinHashLSH
 from tqdm import tqdm
 
 from pipeline.config import MinHashConfig, SemanticConfig
+from pipeline.curate.embedding import unit_rows
 from pipeline.curate.hashing import MIX, window_hashes
 from pipeline.curate.pool import ordered_results
 from pipeline.records import normalize_text
 
-Removals = dict[int, tuple[int, str]]
+
+
+class Duplicate(NamedTuple):
+    """Why a record goes: the position of the record it duplicates, how similar they are (1.0 for the same
+    normalized text, the Jaccard for near duplicates, the cosine for semantic ones) and a readable detail."""
+
+    kept: int
+    similarity: float
+    detail: str
+
+
+Removals = dict[int, Duplicate]
 
 WORD = re.compile(r"\w+")
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -35,10 +48,33 @@ def exact_duplicates(texts: Sequence[str]) -> Removals:
     for position, text in enumerate(texts):
         key = hashlib.blake2b(normalize_text(text).lower().encode(), digest_size=16).digest()
         if key in first:
-            removed[position] = (first[key], "same normalized text")
+            removed[position] = Duplicate(first[key], 1.0, "same normalized text")
         else:
             first[key] = position
     return removed
+
+
+def prompt_key(prompt: str) -> int:
+    """A 64-bit key of a prompt normalized as exact duplicates normalize their text."""
+    return int.from_bytes(hashlib.blake2b(normalize_text(prompt).lower().encode(), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def prompt_duplicates(keys: np.ndarray, response_chars: np.ndarray, keep: str) -> Removals:
+    """Records whose prompts share a key: one per prompt stays, the earliest (keep="first") or the one with
+    the longest response (keep="longest", ties to the earliest); the others go as its duplicates."""
+    groups: dict[int, list[int]] = {}
+    for position, key in enumerate(keys.tolist()):
+        groups.setdefault(key, []).append(position)
+    removed: Removals = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        kept = members[0] if keep == "first" else max(members, key=lambda m: (response_chars[m], -m))
+        for member in members:
+            if member != kept:
+                removed[member] = Duplicate(kept, 1.0, "same normalized prompt")
+    return dict(sorted(removed.items()))
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +231,7 @@ def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Remo
     removed: Removals = {}
     for member in closest:
         if (root := groups.find(member)) != member:
-            removed[member] = (root, f"Jaccard {closest[member]:.2f} with a record of its group")
+            removed[member] = Duplicate(root, closest[member], f"Jaccard {closest[member]:.2f} with a record of its group")
     return dict(sorted(removed.items()))
 
 
@@ -225,21 +261,47 @@ def neighbour_index(vectors: np.ndarray, seed: int):  # noqa: ANN201 - a faiss i
     return index
 
 
-def semantic_duplicates(vectors: np.ndarray, cfg: SemanticConfig, seed: int = 0) -> Removals:
-    """Pairs of unit vectors (any float dtype) with cosine >= threshold; each record goes with the earliest
-    it is close to that is itself kept."""
-    n = len(vectors)
+CANDIDATE_MARGIN = 0.1  # the ANN's combined cosine may sit this far under the parts' lowest cosine
+NEIGHBOURS = 16
+
+
+def combined(parts: np.ndarray) -> np.ndarray:
+    """(n, dim) float16 unit rows of the parts' sum: its cosine is about the mean of the parts' cosines."""
+    out = np.empty((len(parts), parts.shape[-1]), dtype=np.float16)
+    for start in range(0, len(parts), CHUNK_VECTORS):
+        out[start : start + CHUNK_VECTORS] = unit_rows(parts[start : start + CHUNK_VECTORS].astype(np.float32).sum(axis=1))
+    return out
+
+
+def semantic_duplicates(parts: np.ndarray, cfg: SemanticConfig, seed: int = 0) -> Removals:
+    """Semantic duplicates: the same prompt and the same answer, possibly in other words.
+
+    `parts` is (n, p, dim): p centred unit vectors per record (prompt and answer, or one text). The nearest
+    neighbours of each record's combined vector are candidates; a candidate is a duplicate when every part
+    reaches `cfg.threshold` (the same answer to another prompt, or another answer to the same prompt, is
+    not). Each record goes with the earliest such record that is itself kept."""
+    n = len(parts)
     if n < 2:
         return {}
-    index = neighbour_index(vectors, seed)
+    index = neighbour_index(combined(parts), seed)
+    floor = cfg.threshold - CANDIDATE_MARGIN
     removed: Removals = {}
     for start in tqdm(range(0, n, CHUNK_VECTORS), desc="semantic", unit="chunk", disable=n <= CHUNK_VECTORS):
-        queries = np.ascontiguousarray(vectors[start : start + CHUNK_VECTORS], dtype=np.float32)
-        similarity, neighbours = index.search(queries, min(16, n))
-        for row, (sims, others) in enumerate(zip(similarity, neighbours, strict=True)):
-            position = start + row
-            for sim, other in sorted(zip(sims.tolist(), others.tolist(), strict=True), key=lambda pair: pair[1]):
-                if 0 <= other < position and sim >= cfg.threshold and other not in removed:
-                    removed[position] = (other, f"cosine {sim:.3f}")
-                    break
+        queries = combined(parts[start : start + CHUNK_VECTORS]).astype(np.float32)
+        similarity, neighbours = index.search(queries, min(NEIGHBOURS, n))
+        rows, cols = np.nonzero((similarity >= floor) & (neighbours >= 0)
+                                & (neighbours < np.arange(start, start + len(queries))[:, None]))
+        if not len(rows):
+            continue
+        others = neighbours[rows, cols]
+        cosines = np.einsum("kpd,kpd->kp", parts[start + rows].astype(np.float32), parts[others].astype(np.float32))
+        lowest = cosines.min(axis=1)
+        for position, other, low, each in sorted(zip((start + rows).tolist(), others.tolist(), lowest.tolist(),
+                                                     cosines.tolist(), strict=True)):
+            if low >= cfg.threshold and position not in removed and other not in removed:
+                removed[position] = Duplicate(other, low, "cosine " + ", ".join(
+                    f"{name} {c:.3f}" for name, c in zip(PART_NAMES[len(each)], each, strict=True)))
     return removed
+
+
+PART_NAMES = {1: ("text",), 2: ("prompt", "answer")}

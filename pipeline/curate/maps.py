@@ -41,6 +41,9 @@ class MapPoint:
     x: float = 0.0
     y: float = 0.0
     cluster: int = 0
+    duplicate_of: str | None = None  # a removed duplicate: the kept record's id, the similarity, its beginning
+    similarity: float | None = None
+    kept_text: str | None = None
 
 
 def stratum(source: str, rule: str) -> tuple[str, str]:
@@ -127,8 +130,12 @@ def hover(point: MapPoint) -> str:
         text = text if len(text) <= HOVER_CHARS else text[:HOVER_CHARS] + "…"
         return html.escape(text).replace("\n", "<br>")
 
-    return (f"<b>{html.escape(point.source)}</b> · {html.escape(point.rule)}<br><b>prompt:</b> {part(point.prompt)}"
-            f"<br><b>response:</b> {part(point.response)}")
+    shown = (f"<b>{html.escape(point.source)}</b> · {html.escape(point.rule)}<br><b>prompt:</b> {part(point.prompt)}"
+             f"<br><b>response:</b> {part(point.response)}")
+    if point.duplicate_of is not None:
+        shown += (f"<br><b>duplicate of {html.escape(point.duplicate_of)}</b> (similarity {point.similarity:.3f}): "
+                  f"{part(point.kept_text or '')}")
+    return shown
 
 
 def plotly_figure(points: list[MapPoint], losses: dict[str, float] | None = None):  # noqa: ANN201 - plotly Figure

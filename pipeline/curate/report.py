@@ -26,11 +26,13 @@ class Removal:
     detail: str
     record: Record | None = None
     duplicate_of: str | None = None
+    similarity: float | None = None
     line: int | None = None
     raw: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        removed = {"rule": self.rule, "detail": self.detail, "duplicate_of": self.duplicate_of}
+        removed = {"rule": self.rule, "detail": self.detail, "duplicate_of": self.duplicate_of,
+                   "similarity": self.similarity}
         if self.record is None:
             return {"removed": {**removed, "line": self.line}, "raw": self.raw}
         return {**self.record.model_dump(mode="json"), "removed": removed}
@@ -46,10 +48,12 @@ def clip(text: str, size: int = 200) -> str:
 
 class ReportBuilder:
     """Counts per rule and per source, the first few examples of each rule and the lengths of kept and
-    removed records, gathered as records stream by (no record is held)."""
+    removed records, gathered as records stream by (no record is held); `review` holds each dedupe rule's
+    sampled removals beside their kept records (pipeline.curate.review)."""
 
     def __init__(self) -> None:
         self.kept = 0
+        self.review: dict[str, list[dict[str, Any]]] = {}
         self.by_rule: dict[str, int] = Counter()
         self.examples: dict[str, list[Removal]] = defaultdict(list)
         self.sources: dict[str, Counter[str]] = defaultdict(Counter)
@@ -99,6 +103,7 @@ class ReportBuilder:
                          "removed": {rule: n for rule, n in counts.items() if rule != "kept"}}
                 for source, counts in sorted(self.sources.items())
             },
+            "review": self.review,
         }
 
     def write(self, out: Path) -> dict[str, Any]:
@@ -121,13 +126,27 @@ def markdown(report: dict[str, Any]) -> str:
         rules = ", ".join(f"{k} {v}" for k, v in r["removed"].items()) or "-"
         lines.append(f"| {source} | {r['input']} | {r['kept']} | {rules} |")
     for rule, r in report["by_rule"].items():
+        if rule in report["review"]:
+            lines += review_table(rule, r["count"], report["review"][rule])
+            continue
         lines += ["", f"## {rule}: examples", ""]
         for ex in r["examples"]:
-            dup = f" (duplicate of {ex['duplicate_of']})" if ex["duplicate_of"] else ""
-            prompt = ex["prompt"].replace("\n", " ").replace("|", "\\|")
-            lines.append(f"- {ex['detail']}{dup}: {prompt}")
+            lines.append(f"- {ex['detail']}: {cell(ex['prompt'])}")
     lines += ["", "Length histograms: lengths.png"]
     return "\n".join(lines) + "\n"
+
+
+def cell(text: str) -> str:
+    return text.replace("\n", " ").replace("|", "\\|")
+
+
+def review_table(rule: str, count: int, pairs: list[dict[str, Any]]) -> list[str]:
+    """A rule's sampled removals, each beside the kept record it duplicates."""
+    lines = ["", f"## {rule}: {len(pairs)} of {count} removals (seeded sample), beside the record each duplicates", "",
+             "| removed id | duplicate_of | similarity | removed (beginning) | kept (beginning) |", "|---|---|---|---|---|"]
+    lines += [f"| {cell(p['id'])} | {cell(p['duplicate_of'])} | {p['similarity']:.3f} | {cell(p['removed'])} | "
+              f"{cell(p['kept'])} |" for p in pairs]
+    return lines
 
 
 def length_histograms(lengths: dict[str, dict[str, array]], path: Path) -> None:

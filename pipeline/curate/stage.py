@@ -21,18 +21,20 @@ from tqdm import tqdm
 
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.config import CurateConfig, PipelineConfig, SemanticConfig
-from pipeline.curate.dedupe import exact_duplicates, near_duplicates, semantic_duplicates
-from pipeline.curate.embedding import embed_texts
+from pipeline.curate.dedupe import exact_duplicates, near_duplicates, prompt_duplicates, semantic_duplicates
+from pipeline.curate.embedding import centre, embed_parts, embed_texts, reference_mean
 from pipeline.curate.filters import Filter, build_filters
 from pipeline.curate.ledger import KEPT, Ledger
 from pipeline.curate.maps import MapPoint, build_map, stratified_sample
 from pipeline.curate.report import Removal, ReportBuilder, removed_line
+from pipeline.curate.review import Review
 from pipeline.curate.spool import SpooledTexts, TextSpool
 from pipeline.pairs import read_pairs
 from pipeline.records import Record, record_line
 from pipeline.rowfiles import Row
 
 CHUNK = 2000  # records per filter batch
+REFERENCE_WEIGHT = 5000  # the bundled Alpaca pairs' mean counts as this many records in the centring mean
 
 
 def input_path(cfg: PipelineConfig, run: RunDir) -> Path:
@@ -51,17 +53,40 @@ def compared_text(record: Record, compare: str) -> str:
     return "\n".join(m.content for m in record.messages if m.role != "system")
 
 
-def embed(texts: Sequence[str], semantic: SemanticConfig) -> np.ndarray:
-    """Unit vectors: the static model (default), or all-MiniLM-L6-v2 itself (slow; small datasets)."""
+def prompt_split(record: Record, text: str, compare: str) -> int:
+    """Where a compared text's prompt ends (its length; the answer starts after the newline that follows),
+    or 0 for a text the semantic step compares whole."""
+    prompt = record.prompt
+    return len(prompt) if compare == "both" and prompt and text.startswith(prompt + "\n") else 0
+
+
+def semantic_vectors(texts: Sequence[str], splits: np.ndarray, semantic: SemanticConfig, data_dir: Path) -> np.ndarray:
+    """(n, parts, dim) centred unit vectors: a prompt and an answer per record when the texts have both
+    (a text without a split counts as its own prompt and answer), else one. The static model (default) is
+    centred on the corpus mean shrunk towards the bundled Alpaca pairs' mean; all-MiniLM-L6-v2 itself
+    (slow; small datasets) on the corpus mean."""
+    two = bool(splits.any())
     if semantic.embedder == "static":
-        return embed_texts(texts, workers=semantic.workers)
+        vectors = (embed_parts(texts, splits, workers=semantic.workers) if two
+                   else embed_texts(texts, workers=semantic.workers)[:, None, :])
+        reference = reference_mean(data_dir)
+        if reference is not None and not two:
+            reference = reference.mean(axis=0, keepdims=True)
+        centre(vectors, reference, REFERENCE_WEIGHT)
+        return vectors
     from runtime.embed import Embed4All
 
     embedder = Embed4All(batch_size=semantic.batch_size)
     step = 1024
-    parts = [embedder.embed_array(list(texts[i : i + step])).numpy()
-             for i in tqdm(range(0, len(texts), step), desc="embed", unit="batch", disable=len(texts) <= step)]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+    pieces = []
+    for i in tqdm(range(0, len(texts), step), desc="embed", unit="batch", disable=len(texts) <= step):
+        chunk = list(texts[i : i + step])
+        cuts = [(t[:k], t[k + 1 :]) if k else (t, t) for t, k in zip(chunk, splits[i : i + step].tolist(), strict=True)]
+        halves = [[c[0] for c in cuts], [c[1] for c in cuts]] if two else [chunk]
+        pieces.append(np.stack([embedder.embed_array(h).numpy() for h in halves], axis=1))
+    vectors = np.concatenate(pieces) if pieces else np.zeros((0, 1, embedder.dimension), dtype=np.float32)
+    centre(vectors)
+    return vectors
 
 
 def batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -90,20 +115,29 @@ def scan(path: Path, c: CurateConfig, filters: list[Filter], spool: TextSpool) -
                         ledger.remove(indices[i], f.rule, why)
                 alive = [i for i, why in zip(alive, verdicts, strict=True) if why is None]
             for i in alive:
-                spool.append(compared_text(batch[i], c.compare))
-                ledger.spooled.append(indices[i])
+                text = compared_text(batch[i], c.compare)
+                ledger.spool(indices[i], batch[i], spool, text, prompt_split(batch[i], text, c.compare))
             bar.update(len(batch))
     return ledger, unreadable
 
 
-def dedupe(ledger: Ledger, texts: SpooledTexts, c: CurateConfig, seed: int) -> None:
+def dedupe(ledger: Ledger, texts: SpooledTexts, c: CurateConfig, seed: int, data_dir: Path) -> None:
+    """The dedupe steps in order, each over the records the ones before it kept: exact, near and semantic
+    duplicates (the same pair, possibly in other words), then, when switched on, prompt duplicates (the same
+    prompt answered differently)."""
     if c.exact.enabled:
-        ledger.apply_dedupe("exact_duplicate", texts, exact_duplicates)
+        ledger.apply_dedupe("exact_duplicate", lambda alive: exact_duplicates(texts.subset(alive)))
     if c.minhash.enabled:
-        ledger.apply_dedupe("near_duplicate", texts, lambda kept: near_duplicates(kept, c.minhash, seed))
+        ledger.apply_dedupe("near_duplicate", lambda alive: near_duplicates(texts.subset(alive), c.minhash, seed))
     if c.semantic.enabled:
-        ledger.apply_dedupe("semantic_duplicate", texts, lambda kept: semantic_duplicates(
-            embed(kept, c.semantic), c.semantic, seed))
+        splits = np.frombuffer(ledger.splits, dtype=np.int32)
+        ledger.apply_dedupe("semantic_duplicate", lambda alive: semantic_duplicates(
+            semantic_vectors(texts.subset(alive), splits[alive], c.semantic, data_dir), c.semantic, seed))
+    if c.prompt_duplicate.enabled:
+        keys = np.frombuffer(ledger.prompt_keys, dtype=np.int64)
+        chars = np.frombuffer(ledger.response_chars, dtype=np.int32)
+        ledger.apply_dedupe("prompt_duplicate", lambda alive: prompt_duplicates(keys[alive], chars[alive],
+                                                                                 c.prompt_duplicate.keep))
 
 
 def map_sample(ledger: Ledger, c: CurateConfig, seed: int) -> set[int]:
@@ -116,17 +150,31 @@ def map_sample(ledger: Ledger, c: CurateConfig, seed: int) -> set[int]:
 
 
 class MapDraft:
-    """The map's points and their compared texts, gathered in the second pass."""
+    """The map's points and their compared texts, gathered in the second pass; a removed duplicate's point
+    names the kept record it duplicates, the similarity, and (after the pass) that record's beginning."""
 
-    def __init__(self, chosen: set[int], compare: str) -> None:
+    def __init__(self, chosen: set[int], ledger: Ledger, compare: str) -> None:
         self.chosen, self.compare = chosen, compare
+        originals = ledger.kept_originals()
+        self.original = {i: originals[i] for i in chosen if i in originals}
         self.points: list[MapPoint] = []
         self.texts: list[str] = []
+        self._kept_of: list[tuple[MapPoint, int]] = []
 
-    def offer(self, index: int, record: Record, rule: str) -> None:
-        if index in self.chosen:
-            self.points.append(MapPoint(record.id, record.source, rule, record.prompt, record.response))
-            self.texts.append(compared_text(record, self.compare))
+    def offer(self, index: int, record: Record, ledger: Ledger) -> None:
+        if index not in self.chosen:
+            return
+        point = MapPoint(record.id, record.source, ledger.rule(index), record.prompt, record.response)
+        if (original := self.original.get(index)) is not None:
+            point.duplicate_of, point.similarity = ledger.ids[original], ledger.similarity[index]
+            self._kept_of.append((point, original))
+        self.points.append(point)
+        self.texts.append(compared_text(record, self.compare))
+
+    def link(self, review: Review) -> None:
+        """Each duplicate's point gets the beginning of the kept record it duplicates."""
+        for point, original in self._kept_of:
+            point.kept_text = review.beginnings[original]
 
 
 def changed_while_read(path: Path, ledger: Ledger) -> RuntimeError:
@@ -134,13 +182,13 @@ def changed_while_read(path: Path, ledger: Ledger) -> RuntimeError:
                         f"{len(ledger)} records")
 
 
-def write_outputs(path: Path, ledger: Ledger, c: CurateConfig, out: Path, draft: MapDraft) -> ReportBuilder:
+def write_outputs(path: Path, ledger: Ledger, c: CurateConfig, out: Path, draft: MapDraft,
+                  review: Review) -> ReportBuilder:
     """Second pass: pairs.jsonl and removed.jsonl in input order (unreadable rows where they stood), each
-    duplicate naming the kept record it duplicates; the report gathered on the way."""
+    duplicate naming the kept record it duplicates and how similar they are; the report, the review
+    sample and the map's points gathered on the way."""
     report = ReportBuilder()
     originals = ledger.kept_originals()
-    wanted = set(originals.values())
-    ids: dict[int, str] = {}  # kept originals' ids, met before their duplicates
     with (atomic_path(out / "pairs.jsonl") as kept_tmp, atomic_path(out / "removed.jsonl") as removed_tmp,
           kept_tmp.open("w", encoding="utf-8") as kept_file, removed_tmp.open("w", encoding="utf-8") as removed_file):
 
@@ -158,16 +206,16 @@ def write_outputs(path: Path, ledger: Ledger, c: CurateConfig, out: Path, draft:
             if index >= len(ledger):
                 raise changed_while_read(path, ledger)
             rule = ledger.rule(index)
-            if index in wanted:
-                ids[index] = record.id
             if rule == KEPT:
                 kept_file.write(record_line(record))
                 report.add_kept(record)
             else:
                 original = originals.get(index)
                 write_removed(Removal(rule, ledger.detail[index], record,
-                                      duplicate_of=ids[original] if original is not None else None))
-            draft.offer(index, record, rule)
+                                      duplicate_of=ledger.ids[original] if original is not None else None,
+                                      similarity=ledger.similarity.get(index)))
+            draft.offer(index, record, ledger)
+            review.offer(index, record)
         if seen != len(ledger):
             raise changed_while_read(path, ledger)
     return report
@@ -180,9 +228,12 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     out = run_dir.stage_dir("curate")
     with TextSpool(out / ".compared-texts.spool") as spool:
         ledger, unreadable = scan(path, c, filters, spool)
-        dedupe(ledger, spool.texts(), c, cfg.run.seed)
-    draft = MapDraft(map_sample(ledger, c, cfg.run.seed), c.compare)
-    report = write_outputs(path, ledger, c, out, draft)
+        dedupe(ledger, spool.texts(), c, cfg.run.seed, cfg.data_dir)
+    draft = MapDraft(map_sample(ledger, c, cfg.run.seed), ledger, c.compare)
+    review = Review(ledger, cfg.run.seed, extra_originals=set(draft.original.values()))
+    report = write_outputs(path, ledger, c, out, draft, review)
+    report.review = review.tables()
+    draft.link(review)
     total = len(ledger) + unreadable
     if report.kept + report.removed != total:  # the accounting identity; never expected to fail
         raise RuntimeError(f"curate lost records: {report.kept} kept + {report.removed} removed != {total}")

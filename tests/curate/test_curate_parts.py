@@ -45,7 +45,7 @@ def test_a_chain_is_one_group_kept_by_its_first_record() -> None:
     assert jaccard(a, b) > 0.75 and jaccard(b, c) > 0.75 and jaccard(a, c) < 0.6
     texts = [a, text(rng, 200), b, text(rng, 200), c]
     removed = near_duplicates(texts, MinHashConfig(workers=1, num_perm=256), 42)
-    assert {position: kept for position, (kept, _) in removed.items()} == {2: 0, 4: 0}
+    assert {position: found.kept for position, found in removed.items()} == {2: 0, 4: 0}
 
 
 def test_duplicate_of_always_names_a_kept_record(tmp_path: Path) -> None:
@@ -142,8 +142,8 @@ def test_semantic_duplicates_above_the_exact_search_size_use_ivf_and_find_the_pl
     copies = np.arange(n - planted, n)
     vectors[copies] = vectors[originals] + 0.15 * rng.normal(size=(planted, 64)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    removed = semantic_duplicates(vectors.astype(np.float16), SemanticConfig(threshold=0.95), seed=1)
-    assert {position: kept for position, (kept, _) in removed.items()} == dict(zip(copies.tolist(), originals.tolist()))
+    removed = semantic_duplicates(vectors.astype(np.float16)[:, None, :], SemanticConfig(threshold=0.95), seed=1)
+    assert {position: found.kept for position, found in removed.items()} == dict(zip(copies.tolist(), originals.tolist()))
 
 
 def test_spooled_texts_read_back_by_position_in_this_process_and_in_workers(tmp_path: Path) -> None:
