@@ -2,15 +2,17 @@
 
 lm-eval's HFLM evaluates every (context, choice) pair as a full sequence, so a HellaSwag context runs four
 times. Here requests whose token sequences share a prefix (a document's choices; BoolQ questions on one
-passage) are grouped: the prefix runs once per group (batched across groups), its KV cache is copied to
-each member, and only the members' own tokens run after it, batched, with vocabulary-wide logits only at
-the positions that predict continuation tokens. Tokenization, truncation and the answer (sum of log p,
+passage) are grouped, and groups are packed into rows of a few hundred tokens with no padding: each group's
+prefix once, then each member's own tokens, an attention mask letting a member see only its group's prefix
+and itself; vocabulary-wide logits are computed only at the positions that predict continuation tokens. Tokenization, truncation and the answer (sum of log p,
 greedy match) are HFLM's own, so each document's log-likelihoods match it to float rounding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -57,8 +59,42 @@ def prefix_groups(inputs: list[list[int]], cont_lens: list[int]) -> list[Group]:
     return groups
 
 
+def pack(groups: list[Group], sequences: list[list[int]], cont_lens: list[int]) -> dict[str, Any]:
+    """One packed row for a forward pass: each group's prefix, then each member's own tokens, with a mask
+    that lets a member see its group's prefix and its own earlier tokens only (no padding anywhere)."""
+    tokens, positions, segments, owners, in_prefix, keep, members = [], [], [], [], [], [], []
+    for g, group in enumerate(groups):
+        first = sequences[group.members[0]]
+        tokens += first[: group.prefix]
+        positions += range(group.prefix)
+        segments += [g] * group.prefix
+        owners += [g] * group.prefix
+        in_prefix += [True] * group.prefix
+    segment = len(groups)
+    for g, group in enumerate(groups):
+        for i in group.members:
+            tail = sequences[i][group.prefix : -1]
+            start = len(tokens)
+            tokens += tail
+            positions += range(group.prefix, group.prefix + len(tail))
+            segments += [segment] * len(tail)
+            owners += [g] * len(tail)
+            in_prefix += [False] * len(tail)
+            keep += range(start + len(tail) - cont_lens[i], start + len(tail))
+            members.append(i)
+            segment += 1
+    seg, own, pre = torch.tensor(segments), torch.tensor(owners), torch.tensor(in_prefix)
+    index = torch.arange(len(tokens))
+    allowed = (index[None, :] <= index[:, None]) & (
+        (seg[None, :] == seg[:, None]) | (pre[None, :] & (own[None, :] == own[:, None])))
+    return {"input_ids": torch.tensor([tokens]), "position_ids": torch.tensor([positions]),
+            "allowed": allowed, "keep": torch.tensor(keep), "members": members}
+
+
 class SharedPrefixHFLM(HFLM):
     """HFLM with shared-prefix scoring of loglikelihood requests (causal models)."""
+
+    pack_tokens = 384  # tokens per packed forward pass: attention over the packed row grows with its square
 
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
@@ -68,63 +104,45 @@ class SharedPrefixHFLM(HFLM):
         cont_lens = [len(continuation) for _, _, continuation in requests]
         groups = prefix_groups([s[:-1] for s in sequences], cont_lens)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        # A one-token context leaves nothing to share: lm-eval's own path scores those.
-        alone = [i for g in groups if g.prefix < 1 for i in g.members]
-        if alone:
-            for i, answer in zip(alone, super()._loglikelihood_tokens([requests[i] for i in alone], True), strict=True):
-                results[i] = answer
-        shared = sorted((g for g in groups if g.prefix >= 1), key=lambda g: -g.prefix)
-        batch = self.batch_size if isinstance(self.batch_size, int) else 8
         with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="shared-prefix loglikelihood") as bar:
-            bar.update(len(alone))
-            for start in range(0, len(shared), batch):
-                chunk = shared[start : start + batch]
-                for i, answer in self.score_groups(chunk, sequences, cont_lens).items():
+            for chunk in self.packs(groups, sequences):
+                for i, answer in self.score_pack(pack(chunk, sequences, cont_lens), sequences, cont_lens).items():
                     results[i] = answer
                     if requests[i][0] is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
                 bar.update(sum(len(g.members) for g in chunk))
         return results  # type: ignore[return-value]
 
-    @torch.inference_mode()
-    def score_groups(self, groups: list[Group], sequences: list[list[int]],
-                     cont_lens: list[int]) -> dict[int, tuple[float, bool]]:
-        """One pass over the groups' prefixes (right-padded), one over all members' own tokens (left-padded
-        after the copied prefix KV; the gap between them masked)."""
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        width = max(g.prefix for g in groups)
-        prefix_ids = torch.full((len(groups), width), pad, dtype=torch.long)
-        prefix_mask = torch.zeros((len(groups), width), dtype=torch.long)
-        for row, g in enumerate(groups):
-            prefix_ids[row, : g.prefix] = torch.tensor(sequences[g.members[0]][: g.prefix])
-            prefix_mask[row, : g.prefix] = 1
-        cache = self.model(input_ids=prefix_ids.to(self.device), attention_mask=prefix_mask.to(self.device),
-                           use_cache=True, logits_to_keep=1).past_key_values
+    def packs(self, groups: list[Group], sequences: list[list[int]]) -> Iterator[list[Group]]:
+        """Groups in order, gathered until a pack holds `pack_tokens` tokens (a larger group goes alone)."""
+        chunk: list[Group] = []
+        size = 0
+        for group in groups:
+            tokens = group.prefix + sum(len(sequences[i]) - 1 - group.prefix for i in group.members)
+            if chunk and size + tokens > self.pack_tokens:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(group)
+            size += tokens
+        if chunk:
+            yield chunk
 
-        members = [(row, i) for row, g in enumerate(groups) for i in g.members]
-        owners = torch.tensor([row for row, _ in members])
-        cache.reorder_cache(owners.to(self.device))
-        tails = [sequences[i][groups[row].prefix : -1] for row, i in members]
-        length = max(len(t) for t in tails)
-        tail_ids = torch.full((len(members), length), pad, dtype=torch.long)
-        tail_mask = torch.zeros((len(members), length), dtype=torch.long)
-        positions = torch.zeros((len(members), length), dtype=torch.long)
-        for k, ((row, _), tail) in enumerate(zip(members, tails, strict=True)):
-            gap = length - len(tail)
-            tail_ids[k, gap:] = torch.tensor(tail)
-            tail_mask[k, gap:] = 1
-            positions[k, gap:] = torch.arange(groups[row].prefix, groups[row].prefix + len(tail))
-        keep = max(cont_lens[i] for _, i in members)
-        logits = self.model(input_ids=tail_ids.to(self.device),
-                            attention_mask=torch.cat([prefix_mask[owners], tail_mask], dim=1).to(self.device),
-                            position_ids=positions.to(self.device), past_key_values=cache,
-                            cache_position=torch.arange(width, width + length, device=self.device),
-                            logits_to_keep=keep).logits
+    @torch.inference_mode()
+    def score_pack(self, packed: dict[str, Any], sequences: list[list[int]],
+                   cont_lens: list[int]) -> dict[int, tuple[float, bool]]:
+        """One forward pass over a packed row; vocabulary-wide logits only where continuation tokens are predicted."""
+        dtype = self.model.dtype
+        mask = torch.zeros(packed["allowed"].shape, dtype=dtype)
+        mask.masked_fill_(~packed["allowed"], torch.finfo(dtype).min)
+        logits = self.model(input_ids=packed["input_ids"].to(self.device), attention_mask=mask[None, None].to(self.device),
+                            position_ids=packed["position_ids"].to(self.device), use_cache=False,
+                            logits_to_keep=packed["keep"].to(self.device)).logits[0]
         logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-        answers = {}
-        for k, (_, i) in enumerate(members):
+        answers, row = {}, 0
+        for i in packed["members"]:
             n = cont_lens[i]
-            rows = logprobs[k, keep - n :]
+            rows = logprobs[row : row + n]
             target = torch.tensor(sequences[i][-n:], device=rows.device)
             answers[i] = (float(rows.gather(1, target[:, None]).sum()), bool((rows.argmax(-1) == target).all()))
+            row += n
         return answers
