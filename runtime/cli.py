@@ -1,4 +1,4 @@
-"""`python -m runtime models | download | generate | chat | serve`.
+"""`python -m runtime models | download | generate | chat | serve | docs`.
 
 MODEL is a registry name (see `models`) or a path to a .gguf file; left out, the bundled
 SmolLM2-135M-Instruct is used.
@@ -14,14 +14,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runtime.localdocs.cli import app as docs_app
 from runtime.registry import Registry, RegistryError, download
 from runtime.server import DEFAULT_HOST, DEFAULT_PORT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chat with local GGUF models on the CPU.")
+app.add_typer(docs_app, name="docs")
 err = Console(stderr=True, soft_wrap=True)
 
 ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all cores, up to 8).")]
 ContextOption = Annotated[int, typer.Option("--n-ctx", help="Context window in tokens.")]
+DocsOption = Annotated[list[str] | None, typer.Option("--docs", help="A LocalDocs collection (`docs add`); repeatable.")]
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -96,13 +99,15 @@ def chat(
     temp: Annotated[float, typer.Option("--temp")] = 0.7,
     n_ctx: ContextOption = 2048,
     threads: ThreadsOption = None,
+    docs: DocsOption = None,
 ) -> None:
-    """Chat in the terminal (/reset, /exit)."""
+    """Chat in the terminal (/reset, /exit); with --docs, answers from LocalDocs collections cite their sources."""
     from runtime.chat import chat_loop
 
     loaded = load(model, n_ctx, threads)
     try:
-        chat_loop(loaded, sys.stdin, sys.stdout, system_prompt=system, max_tokens=max_tokens, temp=temp)
+        chat_loop(loaded, sys.stdin, sys.stdout, system_prompt=system, max_tokens=max_tokens, temp=temp,
+                  localdocs=docs)
     except ValueError as exc:
         raise fail(exc) from None
 
@@ -121,8 +126,10 @@ def serve(
     max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="Requests waiting beyond the running one; "
                                                                       "more get 429 with Retry-After.")] = 8,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Request body cap (413).")] = 4.0,
+    docs: Annotated[list[str] | None, typer.Option(
+        "--docs", help="Publish a LocalDocs collection: requests may answer from it (none by default); repeatable.")] = None,
 ) -> None:
-    """Serve the OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    """Serve the OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions, /v1/localdocs)."""
     import logging
 
     from runtime.guard import LOOPBACK_NAMES, GuardConfig
@@ -141,8 +148,17 @@ def serve(
         err.print(f"[bold red]WARNING: serving on {host} without --api-key: anyone who can reach this machine "
                   "can use the model.[/]")
     guard = GuardConfig(allowed_hosts=hosts, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20))
+    library = None
+    if docs:
+        from runtime.localdocs import Library
+
+        try:
+            library = Library(docs)
+        except ValueError as exc:
+            raise fail(exc) from None
+        err.print(f"publishing LocalDocs: {', '.join(library.names)}", highlight=False)
     err.print(f"serving {pool.current.name} on http://{host}:{port}/v1", highlight=False)
-    GracefulServer(create_app(pool, guard), pool, host, port).run()
+    GracefulServer(create_app(pool, guard, library), pool, host, port).run()
 
 
 def main() -> None:

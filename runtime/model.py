@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import llama_cpp
 import numpy as np
@@ -32,6 +32,9 @@ import numpy as np
 from runtime.errors import ClosedModelError, ContextOverflowError, ModelLoadError
 from runtime.registry import Registry, download_file
 from runtime.templates import render_chat
+
+if TYPE_CHECKING:
+    from runtime.localdocs import Hit, Library
 
 GGUF_MAGIC = b"GGUF"
 # The context is created with this prompt batch (gpt4all's LLMODEL_MAX_PROMPT_BATCH); a smaller per-call
@@ -182,6 +185,7 @@ class ChatSession:
     prompt_template: str | None  # gpt4all style: "{0}" the user's message, "{1}" the reply
     chat_template: str | None  # Jinja, when there is no prompt template
     tokens: list[int] | None = None  # with a prompt template: the context so far, replies as generated
+    library: Library | None = None  # LocalDocs collections each question is answered from
 
 
 class GPT4All:
@@ -221,6 +225,7 @@ class GPT4All:
         self.generated: list[int] = []  # the last call's sampled tokens
         self.logprobs: list[TokenLogprob] = []  # and their log-probabilities, when asked for
         self._session: ChatSession | None = None
+        self.sources: list[Hit] = []  # LocalDocs: the excerpts the last chat turn's prompt held, best first
 
     # -- gpt4all's model management ---------------------------------------------------------------
 
@@ -477,13 +482,15 @@ class GPT4All:
 
     @contextmanager
     def chat_session(self, system_prompt: str | None = None, prompt_template: str | None = None, *,
-                     chat_template: str | None = None) -> Iterator[GPT4All]:
+                     chat_template: str | None = None, localdocs: list[str] | None = None) -> Iterator[GPT4All]:
         """Keep a conversation: each generate() call is the user's next turn.
 
         As gpt4all: system_prompt defaults to the catalogue's systemPrompt, prompt_template to its
         promptTemplate ("{0}" the message, "{1}" the reply; a literal "%1" is refused). Without either,
         the model's Jinja chat template renders the conversation (or `chat_template`, a Jinja template);
-        a model with neither gets gpt4all's Alpaca fallback."""
+        a model with neither gets gpt4all's Alpaca fallback. localdocs: LocalDocs collections (`python -m
+        runtime docs add`); each turn's prompt gets the excerpts that fit beside the answer, and
+        `model.sources` lists them."""
         self.llama  # noqa: B018 - a closed model refuses here, not at the first turn
         system = system_prompt if system_prompt is not None else self.config.get("systemPrompt", "")
         template = prompt_template if prompt_template is not None else self.config.get("promptTemplate")
@@ -492,11 +499,18 @@ class GPT4All:
                              "placeholder, please use '{0}' instead.")
         if template is None and not (chat_template or self.chat_template):
             template = DEFAULT_PROMPT_TEMPLATE
-        self._session = ChatSession([{"role": "system", "content": system}], template, chat_template)
+        library = None
+        if localdocs:
+            from runtime.localdocs import Library
+
+            library = Library(localdocs)
+        self._session = ChatSession([{"role": "system", "content": system}], template, chat_template, library=library)
         try:
             yield self
         finally:
             self._session = None
+            if library is not None:
+                library.close()
 
     @property
     def current_chat_session(self) -> list[Message] | None:
@@ -512,6 +526,26 @@ class GPT4All:
     def _chat_turn(self, prompt: str, params: SamplingParams, callback: Callback | None) -> Iterator[str]:
         session = self._session
         assert session is not None
+        text = prompt if session.library is None else self._with_localdocs(session, prompt, params.max_tokens)
+        tokens, close, closing = self._turn_tokens(session, text)
+        # Raises before the history changes when the turn cannot be answered (e.g. over the context).
+        pieces = self.stream_tokens(tokens, params, callback, close)
+        session.history.append({"role": "user", "content": prompt})  # as asked; the excerpts were this turn's
+        return self._record_reply(pieces, session, tokens, closing)
+
+    def _with_localdocs(self, session: ChatSession, prompt: str, max_tokens: int) -> str:
+        """The prompt headed by the LocalDocs excerpts that fit the context beside a max_tokens answer."""
+        from runtime.localdocs import TOP_K, fit_excerpts, with_excerpts
+
+        assert session.library is not None
+        hits = session.library.search(prompt, TOP_K)
+        self.sources = fit_excerpts(prompt, hits, lambda text: len(self._turn_tokens(session, text)[0]),
+                                    self.n_ctx - max_tokens)
+        return with_excerpts(prompt, self.sources)
+
+    def _turn_tokens(self, session: ChatSession, prompt: str) -> tuple[list[int], Closing, list[int]]:
+        """The context for the user's next turn, what ends the reply's turn, and (with a prompt template)
+        its closing tokens."""
         user = {"role": "user", "content": prompt}
         closing: list[int] = []  # with a prompt template: its end of turn
         if session.prompt_template is None:
@@ -531,10 +565,7 @@ class GPT4All:
 
             def close() -> list[int]:
                 return closing
-        # Raises before the history changes when the turn cannot be answered (e.g. over the context).
-        pieces = self.stream_tokens(tokens, params, callback, close)
-        session.history.append(user)
-        return self._record_reply(pieces, session, tokens, closing)
+        return tokens, close, closing
 
     def jinja_closing(self, shown: list[Message], tokens: list[int], chat_template: str | None) -> list[int]:
         """The tokens a Jinja chat template puts after the reply just generated to end the turn, when the

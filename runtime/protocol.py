@@ -149,6 +149,8 @@ class ChatRequest(GenerationRequest):
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    localdocs: list[str] = Field([], max_length=16, description="LocalDocs collections (ones the server "
+                                 "publishes, `serve --docs`) to answer from; the answer's `sources` cite them.")
 
     @model_validator(mode="after")
     def logprobs_asked(self) -> ChatRequest:
@@ -156,6 +158,8 @@ class ChatRequest(GenerationRequest):
             raise ValueError("top_logprobs: needs logprobs: true")
         if self.logprobs and self.stream:
             raise ValueError("logprobs: not supported with stream: true (ask for one body)")
+        if self.localdocs and self.messages[-1].role != "user":
+            raise ValueError("localdocs: the last message must be the user's question")
         return self
 
     def sampling(self, default_max_tokens: int, n_batch: int) -> SamplingParams:

@@ -1,8 +1,9 @@
 """An OpenAI-compatible HTTP server over the local runtime (`python -m runtime serve`).
 
     GET  /v1/models
+    GET  /v1/localdocs          the LocalDocs collections this server publishes (`serve --docs NAME`)
     POST /v1/completions        {"model", "prompt", "max_tokens", "stream", ...}
-    POST /v1/chat/completions   {"model", "messages", "max_tokens", "stream", ...}
+    POST /v1/chat/completions   {"model", "messages", "max_tokens", "stream", "localdocs", ...}
 
 Generation runs in a worker thread, one request at a time (two CPU cores gain nothing from more);
 concurrent requests queue. Errors use OpenAI's JSON error body. Streaming is server-sent events.
@@ -20,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,9 @@ from runtime.model import GenerationStats, GPT4All, SamplingParams, is_gguf
 from runtime.registry import Registry
 from runtime.stops import StopScanner
 from runtime.templates import ChatTemplateError
+
+if TYPE_CHECKING:
+    from runtime.localdocs import Library
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"
@@ -261,8 +265,9 @@ def as_api_error(exc: Exception) -> APIError:
     return APIError(500, f"{type(exc).__name__}: {redact_paths(str(exc))}", "server_error")
 
 
-def create_app(pool: ModelPool, guard: GuardConfig | None = None) -> FastAPI:
-    """The FastAPI application serving `pool`, behind the guard (loopback host names, no key by default)."""
+def create_app(pool: ModelPool, guard: GuardConfig | None = None, library: Library | None = None) -> FastAPI:
+    """The FastAPI application serving `pool`, behind the guard (loopback host names, no key by default);
+    chat requests may answer from the LocalDocs collections in `library` (none by default), and only those."""
     app = FastAPI(title="GPT4All-style local runtime", docs_url="/docs")
     app.state.pool = pool
     app.add_middleware(Guard, config=guard or GuardConfig())
@@ -307,14 +312,31 @@ def create_app(pool: ModelPool, guard: GuardConfig | None = None) -> FastAPI:
         data = [{"id": name, "object": "model", "created": created, "owned_by": "local"} for name in pool.ids()]
         return {"object": "list", "data": data}
 
+    @app.get("/v1/localdocs")
+    async def list_localdocs() -> dict[str, Any]:
+        """The published collections (what a request's `localdocs` may name)."""
+        return {"object": "list", "data": [{"id": name, "object": "localdocs.collection"}
+                                           for name in (library.names if library else [])]}
+
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: protocol.ChatRequest, request: Request) -> JSONResponse | EventSourceResponse:
         pool.check(body.model)
         params = sampling(body, CHAT_MAX_TOKENS, pool)
         messages = [m.as_dict() for m in body.messages]
         check_length(sum(len(m["content"]) for m in messages), pool, "messages")
-        job = Job(lambda model: model.stream_chat(messages, params), body.model, body.stop_list())
-        return await respond(pool, job, body, request, "chatcmpl", chat=True)
+        if not body.localdocs:
+            job = Job(lambda model: model.stream_chat(messages, params), body.model, body.stop_list())
+            return await respond(pool, job, body, request, "chatcmpl", chat=True)
+        check_published(library, body.localdocs)
+        assert library is not None
+        sources: list[dict[str, Any]] = []
+
+        def answer_from_docs(model: GPT4All) -> Iterator[str]:
+            with_docs = localdocs_messages(model, library, body.localdocs, messages, params.max_tokens, sources)
+            return model.stream_chat(with_docs, params)
+
+        job = Job(answer_from_docs, body.model, body.stop_list())
+        return await respond(pool, job, body, request, "chatcmpl", chat=True, sources=sources)
 
     @app.post("/v1/completions", response_model=None)
     async def completions(body: protocol.CompletionRequest, request: Request) -> JSONResponse | EventSourceResponse:
@@ -340,6 +362,32 @@ def sampling(body: protocol.GenerationRequest, default_max_tokens: int, pool: Mo
     return params
 
 
+def check_published(library: Library | None, names: list[str]) -> None:
+    """A collection the server was not started with is refused with the same answer whether or not it
+    exists on this machine, so the port reveals nothing of collections the owner did not publish."""
+    published = library.names if library else []
+    if any(name not in published for name in names):
+        raise APIError(404, "localdocs: not a collection this server publishes; it publishes: "
+                            f"{', '.join(published) or 'none'}", "invalid_request_error",
+                       code="collection_not_found", param="localdocs")
+
+
+def localdocs_messages(model: GPT4All, library: Library, names: list[str], messages: list[dict[str, str]],
+                       max_tokens: int, sources: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The conversation with the last question headed by the excerpts that fit beside a max_tokens answer;
+    `sources` gets those excerpts (files named relative to their collection folder)."""
+    from runtime.localdocs import TOP_K, fit_excerpts, with_excerpts
+
+    question = messages[-1]["content"]
+
+    def prompt_tokens(text: str) -> int:
+        return len(model.chat_tokens([*messages[:-1], {"role": "user", "content": text}]))
+
+    chosen = fit_excerpts(question, library.search(question, TOP_K, names), prompt_tokens, model.n_ctx - max_tokens)
+    sources.extend(hit.as_json(absolute=False) for hit in chosen)
+    return [*messages[:-1], {"role": "user", "content": with_excerpts(question, chosen)}]
+
+
 CHARS_PER_TOKEN_MAX = 32  # no tokenizer packs more characters than this into a token on real text
 
 
@@ -351,11 +399,13 @@ def check_length(chars: int, pool: ModelPool, param: str) -> None:
 
 
 async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, request: Request, prefix: str,
-                  chat: bool) -> JSONResponse | EventSourceResponse:
-    """Run the job and answer as one JSON body or as an SSE stream of chunks."""
+                  chat: bool, sources: list[dict[str, Any]] | None = None) -> JSONResponse | EventSourceResponse:
+    """Run the job and answer as one JSON body or as an SSE stream of chunks; LocalDocs `sources` (filled
+    in when the job starts) go top-level in the body, or in the final chunk."""
     pieces, outcome = await run_job(pool, job, watch=None if body.stream else request)
     assert outcome.model is not None
     response_id, name = protocol.new_id(prefix), outcome.model.name
+    cited = {} if sources is None else {"sources": sources}
 
     def choice(text: str | None, reason: str | None) -> dict[str, Any]:
         if chat:
@@ -370,14 +420,14 @@ async def respond(pool: ModelPool, job: Job, body: protocol.GenerationRequest, r
         if outcome.logprobs:
             scored = within(outcome.logprobs, text)
             answer["logprobs"] = protocol.chat_logprobs(scored) if chat else protocol.completion_logprobs(scored)
-        return JSONResponse(protocol.envelope(response_id, kind, name, answer, usage=used))
+        return JSONResponse(protocol.envelope(response_id, kind, name, answer, usage=used, **cited))
 
     kind = "chat.completion.chunk" if chat else "text_completion"
 
     async def events() -> AsyncIterator[str]:
         async for piece in pieces:
             yield json.dumps(protocol.envelope(response_id, kind, name, choice(piece, None)))
-        yield json.dumps(protocol.envelope(response_id, kind, name, choice(None, outcome.finish_reason)))
+        yield json.dumps(protocol.envelope(response_id, kind, name, choice(None, outcome.finish_reason), **cited))
         if body.include_usage:  # OpenAI's stream_options.include_usage: a last chunk with usage, no choices
             used = protocol.usage(outcome.stats.prompt_tokens, outcome.stats.completion_tokens)
             yield json.dumps({**protocol.envelope(response_id, kind, name, {}), "choices": [], "usage": used})

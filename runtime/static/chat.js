@@ -17,7 +17,7 @@ function load() {
     const saved = JSON.parse(localStorage.getItem(STORE));
     if (saved && Array.isArray(saved.conversations)) return saved;
   } catch (e) { /* a damaged store starts over */ }
-  return { conversations: [], current: null, params: { ...DEFAULTS }, system: "", model: "" };
+  return { conversations: [], current: null, params: { ...DEFAULTS }, system: "", model: "", localdocs: [] };
 }
 
 function save() { localStorage.setItem(STORE, JSON.stringify(state)); }
@@ -31,6 +31,7 @@ function setApiKey(key) {
   if (key) sessionStorage.setItem(KEY_STORE, key); else sessionStorage.removeItem(KEY_STORE);
   showError("");
   loadModels();
+  loadCollections();
 }
 
 function current() { return state.conversations.find((c) => c.id === state.current); }
@@ -96,7 +97,34 @@ function messageElement(message) {
     copy.textContent = "copy";
     copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(text.textContent);
     box.append(copy);
+    if (message.sources && message.sources.length) box.append(sourcesElement(message.sources));
   }
+  return box;
+}
+
+// The LocalDocs excerpts an answer was given: one button per source; a click shows or hides its text.
+function sourcesElement(sources) {
+  const box = document.createElement("div");
+  box.className = "sources";
+  box.append("Sources: ");
+  const snippet = document.createElement("pre");
+  snippet.className = "snippet";
+  snippet.hidden = true;
+  sources.forEach((source, i) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "source";
+    const where = source.page != null ? `, page ${source.page}` : "";
+    button.textContent = `[${i + 1}] ${source.collection}/${source.path}${where}`;
+    button.onclick = () => {
+      const showing = !snippet.hidden && snippet.dataset.index === String(i);
+      snippet.hidden = showing;
+      snippet.dataset.index = String(i);
+      snippet.textContent = source.text;
+    };
+    box.append(button);
+  });
+  box.append(snippet);
   return box;
 }
 
@@ -149,6 +177,30 @@ async function loadModels() {
   }
 }
 
+async function loadCollections() {
+  const box = $("collections");
+  try {
+    const reply = await fetch("/v1/localdocs", { headers: authHeaders() });
+    if (!reply.ok) return;  // (a missing key is reported by loadModels)
+    const names = (await reply.json()).data.map((c) => c.id);
+    state.localdocs = (state.localdocs || []).filter((name) => names.includes(name));
+    if (!names.length) return;
+    box.replaceChildren(...names.map((name) => {
+      const label = document.createElement("label");
+      const check = document.createElement("input");
+      check.type = "checkbox";
+      check.id = `doc-${name}`;
+      check.checked = state.localdocs.includes(name);
+      check.onchange = () => {
+        state.localdocs = state.localdocs.filter((n) => n !== name).concat(check.checked ? [name] : []);
+        save();
+      };
+      label.append(check, name);
+      return label;
+    }));
+  } catch (error) { /* loadModels reports an unreachable server */ }
+}
+
 function setBusy(busy) {
   $("send").disabled = busy;
   $("regenerate").disabled = busy;
@@ -170,7 +222,8 @@ async function streamAnswer(conversation) {
     const reply = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: { "Content-Type": "application/json", ...authHeaders() },
-      body: JSON.stringify({ model: state.model, messages, stream: true, ...state.params }),
+      body: JSON.stringify({ model: state.model, messages, stream: true, ...state.params,
+                             ...(state.localdocs && state.localdocs.length ? { localdocs: state.localdocs } : {}) }),
       signal: controller.signal,
     });
     if (!reply.ok) {
@@ -190,6 +243,7 @@ async function streamAnswer(conversation) {
         const data = event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
         if (!data || data === "[DONE]") continue;
         const chunk = JSON.parse(data);
+        if (chunk.sources) answer.sources = chunk.sources;  // LocalDocs: in the final chunk
         const piece = chunk.choices[0].delta.content || "";
         answer.content += piece;
         text.textContent = answer.content;
@@ -244,3 +298,4 @@ $("api-key").onchange = () => setApiKey($("api-key").value.trim());
 $("reset-params").onclick = () => { state.params = { ...DEFAULTS }; save(); renderParams(); };
 if (!current()) newConversation(); else render();
 loadModels();
+loadCollections();

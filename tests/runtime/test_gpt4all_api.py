@@ -274,7 +274,8 @@ def test_embed4all_interface() -> None:
 
 def test_import_runtime_loads_neither_torch_nor_a_model() -> None:
     code = ("import sys, runtime; from runtime import GPT4All, Embed4All; "
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'runtime.localdocs', 'runtime.documents') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -282,6 +283,7 @@ def test_import_runtime_loads_neither_torch_nor_a_model() -> None:
 def test_loading_a_model_needs_no_pydantic_httpx_or_torch() -> None:
     """What GPT4All() imports is what its load time pays for (benchmarks/runtime.py: load vs gpt4all)."""
     code = ("import sys; from runtime import GPT4All; GPT4All(n_threads=1).generate('Hi', max_tokens=2); "
-            "print(sorted(m for m in ('pydantic', 'httpx', 'torch', 'tqdm') if m in sys.modules))")
+            "print(sorted(m for m in ('pydantic', 'httpx', 'torch', 'tqdm', 'runtime.localdocs', 'runtime.documents') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
