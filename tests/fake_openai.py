@@ -7,7 +7,8 @@ Directives inside the last user message choose the fault, on the first attempts 
   [drop]  first attempt: the connection is closed without a response
   [fail]  every attempt: 500
   [long]  the answer ends with finish_reason "length"
-Every request is counted per prompt (`attempts`) and every 200 answer too (`answered`).
+Every request is counted per prompt (`attempts`) and every 200 answer too (`answered`). A 200 answer's text is
+"Answer to: PROMPT", or what `reply(PROMPT)` returns when one is given.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,9 +26,10 @@ class FakeOpenAI(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, latency_s: float = 0.0, slow_s: float = 3.0, max_rps: float | None = None,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, reply: Callable[[str], str] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.latency_s, self.slow_s, self.max_rps, self.api_key = latency_s, slow_s, max_rps, api_key
+        self.reply = reply or (lambda prompt: f"Answer to: {prompt}")
         self.attempts: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.over_limit = 0
@@ -121,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, body: dict[str, Any], prompt: str, delivered: bool = True) -> None:
         """A 200 answer; `answered` counts only those a client can still receive (a late one is not)."""
-        text = f"Answer to: {prompt}"
+        text = self.server.reply(prompt)
         if delivered:
             with self.server.lock:
                 self.server.answered[prompt] += 1

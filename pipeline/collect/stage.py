@@ -2,6 +2,7 @@
 
 Resumable: every answer lands in collect/cache.sqlite as it arrives; a rerun sends only what is not
 answered yet. Multi-turn: after each answer the teacher writes the user's next turn, then answers it.
+Documents sources (pipeline.collect.documents) ask for questions about each chunk, then their answers.
 """
 
 from __future__ import annotations
@@ -10,106 +11,42 @@ import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.artifacts import RunDir, atomic_path
-from pipeline.collect.cache import AnswerCache, request_key
+from pipeline.collect.cache import AnswerCache
+from pipeline.collect.conversations import Conversations, Failure, Tally, in_order
+from pipeline.collect.documents import DocumentTally, Passage, answer_passages, bad_file_lines, document_sources, \
+    gather_passages, plan_lines, source_files
 from pipeline.collect.local_teacher import local_teacher
 from pipeline.collect.imports import ImportTally, describe, import_records, local_inputs
 from pipeline.collect.sources import GatherStats, Prompt, SourceError, expand, gather_prompts, prompt_sources
-from pipeline.collect.teacher import Answer, Teacher, TeacherFailure, api_key
+from pipeline.collect.teacher import Teacher, api_key
 from pipeline.config import CollectConfig, ImportSource, PipelineConfig
 from pipeline.records import Record, record_line
 
 
-@dataclass
-class Tally:
-    """Token and request accounting for one run."""
-
-    sent_prompt_tokens: int = 0
-    sent_completion_tokens: int = 0
-    cached: int = 0
-    sent: int = 0
-
-
-@dataclass
-class Failure:
-    prompt: Prompt
-    reason: str
-
-
-class Conversations:
-    """Turns prompts into conversations through the cache and the teacher."""
-
-    def __init__(self, cfg: CollectConfig, teacher: Teacher, cache: AnswerCache) -> None:
-        self.cfg, self.teacher, self.cache = cfg, teacher, cache
-        self.tally = Tally()
-
-    async def ask(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Answer:
-        request = self.teacher.request(messages, max_tokens)
-        key = request_key(request)
-        if (hit := self.cache.answered(key)) is not None:
-            self.tally.cached += 1
-            return Answer(**hit)
-        try:
-            answer = await self.teacher.send(request)
-        except TeacherFailure as exc:
-            self.cache.put_failure(key, request, str(exc))
-            raise
-        self.cache.put_answer(key, request, answer.__dict__)
-        self.tally.sent += 1
-        self.tally.sent_prompt_tokens += answer.prompt_tokens
-        self.tally.sent_completion_tokens += answer.completion_tokens
-        return answer
-
-    async def converse(self, prompt: Prompt) -> Record:
-        system = [{"role": "system", "content": self.cfg.teacher.system_prompt}] if self.cfg.teacher.system_prompt else []
-        turns = [{"role": "user", "content": prompt.text}]
-        used = {"prompt_tokens": 0, "completion_tokens": 0}
-        answer = None
-        for turn in range(self.cfg.followup_turns + 1):
-            if turn:
-                transcript = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in turns)
-                question = await self.ask([{"role": "system", "content": self.cfg.followup_instruction},
-                                           {"role": "user", "content": transcript}], max_tokens=96)
-                turns.append({"role": "user", "content": question.text.strip()})
-            answer = await self.ask(system + turns)
-            turns.append({"role": "assistant", "content": answer.text})
-            used["prompt_tokens"] += answer.prompt_tokens
-            used["completion_tokens"] += answer.completion_tokens
-        assert answer is not None
-        meta = {"teacher": self.cfg.teacher.model, **used, "finish_reason": answer.finish_reason}
-        return Record.create(prompt.source, turns, meta)
-
-
-async def collect_all(prompts: list[Prompt], conversations: Conversations) -> tuple[list[Record], list[Failure]]:
-    """Every prompt ends as a record or a failure; results keep the prompts' order."""
+async def collect_all(prompts: list[Prompt], passages: list[Passage], conversations: Conversations,
+                      documents: DocumentTally) -> tuple[list[Record], list[Failure]]:
+    """Every prompt and every passage ends as records or failures; results keep the inputs' order."""
     await conversations.teacher.check()
-    results: list[Record | Failure | None] = [None] * len(prompts)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(prompts)):
-        queue.put_nowait(index)
-    bar = tqdm(total=len(prompts), desc="collect", unit="prompt", dynamic_ncols=True)
-
-    async def worker() -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
-            try:
-                results[index] = await conversations.converse(prompts[index])
-            except TeacherFailure as exc:
-                results[index] = Failure(prompts[index], str(exc))
-            bar.update(1)
-
-    # Twice the request slots: while some workers wait on the teacher, others read the cache.
-    await asyncio.gather(*(worker() for _ in range(conversations.cfg.teacher.max_concurrency * 2)))
-    bar.close()
-    await conversations.teacher.close()
-    records = [r for r in results if isinstance(r, Record)]
-    failures = [r for r in results if isinstance(r, Failure)]
-    return records, failures
+    try:
+        records: list[Record] = []
+        failures: list[Failure] = []
+        if prompts:
+            bar = tqdm(total=len(prompts), desc="collect", unit="prompt", dynamic_ncols=True)
+            # Twice the request slots: while some workers wait on the teacher, others read the cache.
+            results = await in_order(prompts, conversations.record_or_failure,
+                                     conversations.cfg.teacher.max_concurrency * 2, bar)
+            bar.close()
+            records = [r for r in results if isinstance(r, Record)]
+            failures = [r for r in results if isinstance(r, Failure)]
+        more_records, more_failures = await answer_passages(passages, conversations, documents)
+        return records + more_records, failures + more_failures
+    finally:
+        await conversations.teacher.close()
 
 
 @contextmanager
@@ -140,6 +77,8 @@ def inputs(cfg: PipelineConfig, run: RunDir) -> list[Path]:
             paths += [Path(expand(f, cfg.data_dir)) for f in src.data_files]
         elif src.type == "import":
             paths += local_inputs(src, cfg.data_dir)
+        elif src.type == "documents":
+            paths += source_files(src, cfg.data_dir)[1]
     return paths
 
 
@@ -147,14 +86,15 @@ def import_sources(cfg: CollectConfig) -> list[ImportSource]:
     return [src for src in cfg.sources if isinstance(src, ImportSource)]
 
 
-def ask_teacher(cfg: PipelineConfig, prompts: list[Prompt], out: Path) -> tuple[list[Record], list[Failure], Tally]:
-    """Every prompt through the cache and the teacher (configured, or the bundled server)."""
+def ask_teacher(cfg: PipelineConfig, prompts: list[Prompt], passages: list[Passage], documents: DocumentTally,
+                out: Path) -> tuple[list[Record], list[Failure], Tally]:
+    """Every prompt and passage through the cache and the teacher (configured, or the bundled server)."""
     collect = cfg.collect
     cache = AnswerCache(out / "cache.sqlite")
     try:
         with teacher_endpoint(cfg, out) as url:
             conversations = Conversations(collect, Teacher(collect.teacher, url), cache)
-            records, failures = asyncio.run(collect_all(prompts, conversations))
+            records, failures = asyncio.run(collect_all(prompts, passages, conversations, documents))
     finally:
         cache.close()
     return records, failures, conversations.tally
@@ -165,13 +105,15 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
     collect = cfg.collect
     if not collect.sources:
         raise ValueError("collect: no sources (collect.sources is empty)")
+    if prompt_sources(collect) or document_sources(collect):
+        api_key(collect.teacher)  # a missing key variable stops here, before any work
     prompts: list[Prompt] = []
     gathered = GatherStats()
     if prompt_sources(collect):
-        api_key(collect.teacher)  # a missing key variable stops here, before any work
         prompts, gathered = gather_prompts(collect, cfg.data_dir, cfg.run.seed)
         if not prompts:
             raise ValueError("collect: the prompt sources gave no prompts (check collect.sources)")
+    passages, documents = gather_passages(collect, cfg.data_dir)
     out = run_dir.stage_dir("collect")
     tally, imports = Tally(), ImportTally()
     records: list[Record] = []
@@ -182,12 +124,15 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
             for record in tqdm(import_records(src, cfg.data_dir, bad, imports), desc=f"import {src.name}",
                                unit="row", dynamic_ncols=True):
                 pairs.write(record_line(record))
-        if prompts:
-            records, failures, tally = ask_teacher(cfg, prompts, out)
+        if prompts or passages:
+            records, failures, tally = ask_teacher(cfg, prompts, passages, documents, out)
             pairs.writelines(record_line(record) for record in records)
     with atomic_path(out / "failed.jsonl") as tmp:
         tmp.write_text("".join(json.dumps({"source": f.prompt.source, "prompt": f.prompt.text, "reason": f.reason})
                                + "\n" for f in failures))
+    if document_sources(collect):
+        with atomic_path(out / "bad_files.jsonl") as tmp:
+            tmp.write_text(bad_file_lines(documents))
     imported = sum(imports.imported.values())
     return {
         "imported": imported,
@@ -205,6 +150,7 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
         "sent_prompt_tokens": tally.sent_prompt_tokens,
         "sent_completion_tokens": tally.sent_completion_tokens,
         "cost_usd": round(cost(collect, tally.sent_prompt_tokens, tally.sent_completion_tokens), 6),
+        **(documents.counts() if document_sources(collect) else {}),
     }
 
 
@@ -215,8 +161,10 @@ def plan(cfg: PipelineConfig) -> str:
     """
     collect = cfg.collect
     lines = [describe(src, cfg.data_dir) for src in import_sources(collect)]
+    document_lines, documents = plan_lines(collect, cfg.data_dir)
+    lines += document_lines
     sources = prompt_sources(collect)
-    if not sources:
+    if not sources and not document_sources(collect):
         return "\n".join(lines + ["collect: imports only, no teacher requests"])
     readable, unreadable = [], []
     for src in sources:
@@ -227,11 +175,12 @@ def plan(cfg: PipelineConfig) -> str:
             unreadable.append(f"{src.name} ({exc})")
     prompts, gathered = gather_prompts(collect.model_copy(update={"sources": readable}), cfg.data_dir, cfg.run.seed)
     per_prompt = 1 + 2 * collect.followup_turns
-    requests = len(prompts) * per_prompt
-    prompt_tokens = sum(len(p.text) // 4 + 1 for p in prompts) * per_prompt
-    completion_tokens = requests * collect.teacher.max_tokens
+    requests = len(prompts) * per_prompt + documents.requests
+    prompt_tokens = sum(len(p.text) // 4 + 1 for p in prompts) * per_prompt + documents.prompt_tokens
+    completion_tokens = len(prompts) * per_prompt * collect.teacher.max_tokens + documents.completion_tokens
     dollars = cost(collect, prompt_tokens, completion_tokens)
-    text = (f"collect: {len(prompts)} prompts ({gathered.duplicates} duplicates dropped) -> {requests} requests "
+    chunks = f" and {documents.chunks} document chunks" if document_sources(collect) else ""
+    text = (f"collect: {len(prompts)} prompts ({gathered.duplicates} duplicates dropped){chunks} -> {requests} requests "
             f"to {collect.teacher.model} at {collect.teacher.base_url or 'the bundled runtime server'}; "
             f"about {prompt_tokens:,} prompt tokens, at most {completion_tokens:,} completion tokens; "
             f"estimated cost at most ${dollars:,.2f}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import FiltersConfig, LengthFilter, RefusalFilter
+from pipeline.config import ChunkQuestionsFilter, FiltersConfig, GroundingFilter, LengthFilter, RefusalFilter
 from pipeline.curate.decontaminate import NgramIndex
 from pipeline.records import Record
 
@@ -124,6 +124,61 @@ class Contaminated(Filter):
         return [f"shares a {self.index.n}-gram with {hit[0]}: {hit[1]!r}" if hit else None for hit in hits]
 
 
+CONTENT_WORD = re.compile(r"[^\W\d_]{4,}|\d+")
+
+
+def content_words(text: str) -> set[str]:
+    """Lowercased words of four or more letters, and numbers: what grounding and question overlap compare."""
+    return {w.lower() for w in CONTENT_WORD.findall(text)}
+
+
+def chunk_of(record: Record) -> dict | None:
+    """The document chunk a documents-source record was written from (meta.chunk with its text), else None."""
+    chunk = record.meta.get("chunk")
+    return chunk if isinstance(chunk, dict) and isinstance(chunk.get("text"), str) else None
+
+
+class Grounding(Filter):
+    rule = "ungrounded"
+
+    def __init__(self, cfg: GroundingFilter) -> None:
+        self.min_overlap = cfg.min_overlap
+
+    def reason(self, record: Record) -> str | None:
+        chunk = chunk_of(record)
+        answer = content_words(record.response)
+        if chunk is None or not answer:
+            return None
+        found = len(answer & content_words(chunk["text"]))
+        if found / len(answer) >= self.min_overlap:
+            return None
+        return (f"{found} of the answer's {len(answer)} content words are in its chunk "
+                f"({found / len(answer):.2f} < {self.min_overlap})")
+
+
+class ChunkQuestions(Filter):
+    """Remembers the questions it kept per chunk (document sha256, chunk index), across batches."""
+
+    rule = "chunk_near_duplicate"
+
+    def __init__(self, cfg: ChunkQuestionsFilter) -> None:
+        self.threshold = cfg.threshold
+        self.kept: dict[tuple[str, int], list[tuple[str, set[str]]]] = {}
+
+    def reason(self, record: Record) -> str | None:
+        chunk = chunk_of(record)
+        if chunk is None:
+            return None
+        words = content_words(record.prompt)
+        earlier = self.kept.setdefault((str(record.meta.get("sha256")), chunk.get("index", -1)), [])
+        for other_id, other in earlier:
+            similarity = len(words & other) / len(words | other) if words | other else 1.0
+            if similarity >= self.threshold:
+                return f"question {similarity:.2f} similar to {other_id}'s, from the same chunk"
+        earlier.append((record.id, words))
+        return None
+
+
 def build_filters(cfg: FiltersConfig, data_dir: Path) -> list[Filter]:
     filters: list[Filter] = []
     if cfg.malformed.enabled:
@@ -136,4 +191,8 @@ def build_filters(cfg: FiltersConfig, data_dir: Path) -> list[Filter]:
         filters.append(Refusal(load_phrases(cfg.refusal)))
     if cfg.decontaminate.enabled:
         filters.append(Contaminated(NgramIndex.from_files(cfg.decontaminate.files, data_dir, cfg.decontaminate.ngram)))
+    if cfg.grounding.enabled:
+        filters.append(Grounding(cfg.grounding))
+    if cfg.chunk_questions.enabled:  # last: a question removed for another reason does not hide a later one
+        filters.append(ChunkQuestions(cfg.chunk_questions))
     return filters
