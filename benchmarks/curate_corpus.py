@@ -29,6 +29,7 @@ from functools import cache
 from pathlib import Path
 
 from pipeline.curate.decontaminate import file_texts
+from pipeline.records import normalize_text
 
 REFUSAL = "I'm sorry, but as an AI language model I cannot help with that request."
 PARAPHRASES = Path("data/curate/paraphrases.jsonl")
@@ -157,7 +158,7 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
     exact, near = (0.03, 0.07) if shape == "edited" else (0.01, 0.04)
     rows: list[tuple[str, str, int, str]] = []  # prompt, response, group, kind
     used_paraphrases: set[tuple[str, str]] = set()
-    drawn: set[tuple[str, str]] = set()
+    drawn: set[str] = set()
     while len(rows) < n:
         roll = rng.random()
         if rows and roll < exact:
@@ -177,9 +178,10 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
             rows += [(p, r, len(rows), "base"), (p, rp, len(rows), "paraphrase")]
         else:
             p, r = base_pair(shape, rng, src)
-            if (p, r) in drawn:  # base pairs are distinct: a repeat would be an unplanted duplicate
+            key = normalize_text(f"{p} {r}").lower()
+            if key in drawn:  # base pairs are distinct: a repeat would be an unplanted duplicate
                 continue
-            drawn.add((p, r))
+            drawn.add(key)
             kind = "base"
             if shape == "edited" and roll < 0.09:
                 r, kind = REFUSAL + " " + r, "refusal"

@@ -194,9 +194,28 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
     return np.unique(pairs, axis=0)
 
 
-def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Removals:
+ANSWER_OVERLAP = 0.4  # word-set Jaccard two answers need for a near-duplicate pair (a 2-word edit of a 5-word
+#                      answer keeps 0.43; two different short answers to one long prompt share ~0.1-0.3)
+
+
+def answer_words(text: str, split: int) -> set[str]:
+    return set(WORD.findall(text[split + 1 :].lower()))
+
+
+def answers_agree(a: str, b: str, split_a: int, split_b: int) -> bool:
+    """Whether two compared texts' answers (after their prompts' splits) share enough words; texts compared
+    whole always agree."""
+    if not (split_a and split_b):
+        return True
+    x, y = answer_words(a, split_a), answer_words(b, split_b)
+    return len(x & y) >= ANSWER_OVERLAP * max(len(x | y), 1)
+
+
+def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int, splits: np.ndarray | None = None) -> Removals:
     """MinHash LSH over every record: records sharing a band are candidates, joined into one group when
-    their Jaccard reaches the threshold; each group keeps its earliest record.
+    their Jaccard reaches the threshold and (with `splits`, where each text's prompt ends) their answers
+    share enough words: a long prompt answered twice in a few different words is not a near duplicate.
+    Each group keeps its earliest record.
 
     Every record is in the bands, so a copy closer to another copy than to the kept original still finds
     its group (A ~ B ~ C, C far from A: C goes with A). The band layout (b bands of r rows) is
@@ -224,7 +243,7 @@ def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int) -> Remo
             continue
         if similarity < cfg.threshold + SURE_MARGIN:
             similarity = jaccard(texts[a], texts[b], cfg.ngram)  # too close to call on the estimate
-        if similarity >= cfg.threshold:
+        if similarity >= cfg.threshold and (splits is None or answers_agree(texts[a], texts[b], splits[a], splits[b])):
             groups.join(a, b)
             for member in (a, b):
                 closest[member] = max(closest.get(member, 0.0), similarity)

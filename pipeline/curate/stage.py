@@ -127,10 +127,11 @@ def dedupe(ledger: Ledger, texts: SpooledTexts, c: CurateConfig, seed: int, data
     prompt answered differently)."""
     if c.exact.enabled:
         ledger.apply_dedupe("exact_duplicate", lambda alive: exact_duplicates(texts.subset(alive)))
+    splits = np.frombuffer(ledger.splits, dtype=np.int32)
     if c.minhash.enabled:
-        ledger.apply_dedupe("near_duplicate", lambda alive: near_duplicates(texts.subset(alive), c.minhash, seed))
+        ledger.apply_dedupe("near_duplicate", lambda alive: near_duplicates(texts.subset(alive), c.minhash, seed,
+                                                                             splits[alive]))
     if c.semantic.enabled:
-        splits = np.frombuffer(ledger.splits, dtype=np.int32)
         ledger.apply_dedupe("semantic_duplicate", lambda alive: semantic_duplicates(
             semantic_vectors(texts.subset(alive), splits[alive], c.semantic, data_dir), c.semantic, seed))
     if c.prompt_duplicate.enabled:
