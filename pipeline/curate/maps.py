@@ -206,17 +206,27 @@ def write_png(points: list[MapPoint], path: Path) -> None:
         ax.legend(fontsize=7, loc="best")
 
 
+def atlas_rows(points: list[MapPoint]) -> list[dict[str, str | float | None]]:
+    """What Atlas shows of each record: id, text, source, kept or removed, the rule, and for a duplicate the
+    kept record it duplicates and how similar they are."""
+    return [{"id": p.id, "text": f"{p.prompt}\n\n{p.response}", "source": p.source,
+             "outcome": "kept" if p.rule == "kept" else "removed", "rule": p.rule,
+             "duplicate_of": p.duplicate_of, "similarity": p.similarity} for p in points]
+
+
 def upload_to_atlas(points: list[MapPoint], vectors: np.ndarray, name: str) -> str:
-    """Send the embeddings and fields to Nomic Atlas; returns the map's address."""
+    """Send the embeddings and fields to Nomic Atlas; returns the map's address (the client's ATLAS_API_PATH
+    points it at another Atlas deployment)."""
     try:
         import nomic
         from nomic import atlas
     except ImportError:
-        raise RuntimeError("NOMIC_API_KEY is set but the `nomic` package is not installed: pip install nomic") from None
+        raise RuntimeError("NOMIC_API_KEY is set but the `nomic` package is not installed: "
+                           "pip install 'gpt4all-pipeline[atlas]'") from None
     nomic.login(os.environ["NOMIC_API_KEY"])
-    dataset = atlas.map_data(embeddings=vectors, identifier=name, id_field="id",
-                             data=[{k: v for k, v in asdict(p).items() if k not in ("x", "y")} for p in points])
-    return str(dataset.maps[0]) if getattr(dataset, "maps", None) else name
+    dataset = atlas.map_data(embeddings=vectors, identifier=name, id_field="id", data=atlas_rows(points))
+    maps = dataset.maps
+    return maps[0].dataset_link if maps else name
 
 
 def read_losses(path: Path) -> dict[str, float] | None:

@@ -5,11 +5,18 @@ removals beside the records they duplicate."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from benchmarks.curate_corpus import generate
+from pipeline.artifacts import RunDir
 from pipeline.records import read_records, write_records
+from tests.curate.atlas_standin import AtlasStandIn
 from tests.curate.test_curate_stage import curate, pair, planted, removed_by  # noqa: F401 - planted: fixture
 
 DEDUPE = ("exact_duplicate", "near_duplicate", "semantic_duplicate", "prompt_duplicate")
@@ -80,3 +87,29 @@ def test_report_shows_each_dedupe_rules_sampled_removals_beside_their_originals(
     paraphrase = points[rec["paraphrase"].id]
     assert paraphrase["duplicate_of"] == rec["capital"].id and paraphrase["kept_text"].startswith(rec["capital"].prompt)
     assert f"duplicate of {rec['capital'].id}" in (out / "map.html").read_text()
+
+
+@pytest.mark.slow
+def test_with_a_nomic_key_every_record_goes_to_atlas_with_its_outcome(planted, tmp_path: Path) -> None:
+    """The real nomic client (the `atlas` extra) uploads to a stand-in Atlas API on 127.0.0.1 (its
+    ATLAS_API_PATH setting): every record with its text, source, kept/removed, rule and duplicate_of."""
+    path, rec = planted
+    runs = tmp_path / "runs"
+    with AtlasStandIn() as atlas:
+        env = {**os.environ, "NOMIC_API_KEY": "nk-test-key", "ATLAS_API_PATH": atlas.url, "HOME": str(tmp_path)}
+        subprocess.run([sys.executable, "-m", "pipeline", "curate", f"curate.input={path}", f"run.runs_dir={runs}",
+                        f"curate.filters.decontaminate.files=[{tmp_path}/eval/*.jsonl]",
+                        "curate.filters.length.min_response_chars=5", "--force"],
+                       env=env, check=True, capture_output=True, text=True, timeout=300)
+    run = next(runs.iterdir())
+    removed = removed_by(RunDir(run))
+    rows = {row["id"]: row for row in atlas.uploaded}
+    assert set(rows) == {r.id for r in read_records(path)} and len(removed) == 10
+    for record_id, row in rows.items():
+        gone = removed.get(record_id)
+        assert row["outcome"] == ("removed" if gone else "kept") and row["rule"] == (gone["rule"] if gone else "kept")
+        assert row["duplicate_of"] == ((gone or {}).get("duplicate_of") or "null")  # nomic stores a null as "null"
+    paraphrase = rows[rec["paraphrase"].id]
+    assert paraphrase["text"].startswith(rec["paraphrase"].prompt) and paraphrase["source"] == "synthetic"
+    assert paraphrase["duplicate_of"] == rec["capital"].id and paraphrase["similarity"] > 0.8
+    assert len(atlas.index_requests) == 1 and "nk-test-key" not in (run / "curate" / "manifest.json").read_text()
