@@ -23,7 +23,8 @@ class Review:
     """Chooses up to PER_RULE removals of each dedupe rule (seeded) before the second pass, collects their
     texts and their kept originals' on the way, and lays them out side by side."""
 
-    def __init__(self, ledger: Ledger, seed: int, extra_originals: set[int] = frozenset()) -> None:
+    def __init__(self, ledger: Ledger, seed: int, extra_originals: set[int]) -> None:
+        """`extra_originals`: more kept records whose beginnings to collect (those the map's points duplicate)."""
         self.ledger = ledger
         originals = ledger.kept_originals()
         rng = random.Random(seed)
@@ -33,7 +34,7 @@ class Review:
             if removed:
                 self.sampled[rule] = sorted(rng.sample(removed, min(PER_RULE, len(removed))))
         self.original = {i: originals[i] for chosen in self.sampled.values() for i in chosen}
-        self.wanted = set(self.original) | set(self.original.values()) | set(extra_originals)
+        self.wanted = set(self.original) | set(self.original.values()) | extra_originals
         self.beginnings: dict[int, str] = {}
 
     def offer(self, index: int, record: Record) -> None:

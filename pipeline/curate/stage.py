@@ -1,5 +1,6 @@
-"""curate: filters, then exact, MinHash and semantic dedupe -> curate/pairs.jsonl, removed.jsonl,
-report.{json,md}, lengths.png, map.html/png.
+"""curate: filters, then exact, MinHash and semantic dedupe (and, when switched on, one answer per prompt)
+-> curate/pairs.jsonl, removed.jsonl, report.{json,md} (with each dedupe rule's sampled removals beside the
+records they duplicate), lengths.png, map.html/png.
 
 Records stream past twice and are never all held: the first pass runs the filters, fills the ledger
 (one small entry per record) and spools the texts the dedupe steps compare to a file beside the outputs;
