@@ -38,7 +38,7 @@ chat: install
 serve: install
 	$(RUNTIME) serve $(MODEL) $(ARGS)
 
-BENCHMARKS ?= runtime collect curate train quantize eval
+BENCHMARKS ?= runtime collect curate train quantize eval localdocs
 bench: install
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done

@@ -118,7 +118,8 @@ def update(name: Annotated[str | None, typer.Argument(help="Collection (default:
 @app.command()
 def remove(name: NameArgument) -> None:
     """Delete a collection's index (the documents themselves are not touched)."""
-    path = opened(name).path
+    with opened(name) as collection:
+        path = collection.path
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     err.print(f"removed collection {name}")

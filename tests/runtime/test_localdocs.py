@@ -3,6 +3,7 @@ a missing folder, an interrupted add, the CLI, the context budget and GPT4All.ch
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.chat import chat_loop
 from runtime.localdocs import Collection, Hit, Library, TextEmbedder, fit_excerpts, search, sync, with_excerpts
 from runtime.model import GPT4All
 
@@ -185,6 +187,9 @@ def test_chat_session_answers_from_localdocs_and_cites_them(tmp_path: Path, mode
     with pytest.raises(ValueError, match="no LocalDocs collection named 'other'"):
         with model.chat_session(localdocs=["other"]):
             pass
+    out = io.StringIO()  # the terminal chat (`chat --docs notes`) prints each answer's sources after it
+    chat_loop(model, io.StringIO("Who keeps the Plimsoll lighthouse?\n"), out, max_tokens=8, temp=0, localdocs=["notes"])
+    assert out.getvalue().splitlines()[2].startswith("Sources: [1] lighthouse.html")
 
 
 def test_library_searches_several_collections(tmp_path: Path, embed: TextEmbedder) -> None:
