@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -211,6 +211,18 @@ def answers_agree(a: str, b: str, split_a: int, split_b: int) -> bool:
     return len(x & y) >= ANSWER_OVERLAP * max(len(x | y), 1)
 
 
+SHORT_ANSWER_WORDS = 8  # distinct words; under this a static vector says little of the meaning
+
+
+def short_answers_agree(a: str, b: str, split_a: int, split_b: int) -> bool:
+    """Whether two answers may be semantic duplicates as far as their words go: answers of fewer than
+    SHORT_ANSWER_WORDS distinct words must share as many as near duplicates do; longer ones always may."""
+    if not (split_a and split_b):
+        return True
+    x, y = answer_words(a, split_a), answer_words(b, split_b)
+    return min(len(x), len(y)) >= SHORT_ANSWER_WORDS or len(x & y) >= ANSWER_OVERLAP * max(len(x | y), 1)
+
+
 def near_duplicates(texts: Sequence[str], cfg: MinHashConfig, seed: int, splits: np.ndarray | None = None) -> Removals:
     """MinHash LSH over every record: records sharing a band are candidates, joined into one group when
     their Jaccard reaches the threshold and (with `splits`, where each text's prompt ends) their answers
@@ -292,13 +304,15 @@ def combined(parts: np.ndarray) -> np.ndarray:
     return out
 
 
-def semantic_duplicates(parts: np.ndarray, cfg: SemanticConfig, seed: int = 0) -> Removals:
+def semantic_duplicates(parts: np.ndarray, cfg: SemanticConfig, seed: int = 0,
+                        agree: Callable[[int, int], bool] | None = None) -> Removals:
     """Semantic duplicates: the same prompt and the same answer, possibly in other words.
 
     `parts` is (n, p, dim): p centred unit vectors per record (prompt and answer, or one text). The nearest
     neighbours of each record's combined vector are candidates; a candidate is a duplicate when every part
     reaches `cfg.threshold` (the same answer to another prompt, or another answer to the same prompt, is
-    not). Each record goes with the earliest such record that is itself kept."""
+    not); `agree(a, b)`, when given, must also hold (short answers sharing their words). Each record goes with
+    the earliest such record that is itself kept."""
     n = len(parts)
     if n < 2:
         return {}
@@ -317,7 +331,8 @@ def semantic_duplicates(parts: np.ndarray, cfg: SemanticConfig, seed: int = 0) -
         lowest = cosines.min(axis=1)
         for position, other, low, each in sorted(zip((start + rows).tolist(), others.tolist(), lowest.tolist(),
                                                      cosines.tolist(), strict=True)):
-            if low >= cfg.threshold and position not in removed and other not in removed:
+            if (low >= cfg.threshold and position not in removed and other not in removed
+                    and (agree is None or agree(position, other))):
                 removed[position] = Duplicate(other, low, "cosine " + ", ".join(
                     f"{name} {c:.3f}" for name, c in zip(PART_NAMES[len(each)], each, strict=True)))
     return removed

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from pipeline.artifacts import RunDir, atomic_path
 from pipeline.config import CurateConfig, PipelineConfig, SemanticConfig
-from pipeline.curate.dedupe import exact_duplicates, near_duplicates, prompt_duplicates, semantic_duplicates
+from pipeline.curate.dedupe import (Removals, exact_duplicates, near_duplicates, prompt_duplicates, semantic_duplicates,
+                                    short_answers_agree)
 from pipeline.curate.embedding import centre, embed_parts, embed_texts, reference_mean
 from pipeline.curate.filters import Filter, build_filters
 from pipeline.curate.ledger import KEPT, Ledger
@@ -133,8 +134,12 @@ def dedupe(ledger: Ledger, texts: SpooledTexts, c: CurateConfig, seed: int, data
         ledger.apply_dedupe("near_duplicate", lambda alive: near_duplicates(texts.subset(alive), c.minhash, seed,
                                                                              splits[alive]))
     if c.semantic.enabled:
-        ledger.apply_dedupe("semantic_duplicate", lambda alive: semantic_duplicates(
-            semantic_vectors(texts.subset(alive), splits[alive], c.semantic, data_dir), c.semantic, seed))
+        def semantic(alive: np.ndarray) -> Removals:
+            kept, cuts = texts.subset(alive), splits[alive]
+            return semantic_duplicates(semantic_vectors(kept, cuts, c.semantic, data_dir), c.semantic, seed,
+                                       lambda a, b: short_answers_agree(kept[a], kept[b], cuts[a], cuts[b]))
+
+        ledger.apply_dedupe("semantic_duplicate", semantic)
     if c.prompt_duplicate.enabled:
         keys = np.frombuffer(ledger.prompt_keys, dtype=np.int64)
         chars = np.frombuffer(ledger.response_chars, dtype=np.int32)
