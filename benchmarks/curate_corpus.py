@@ -157,7 +157,6 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
                      if shape == "edited" else [])
     exact, near = (0.03, 0.07) if shape == "edited" else (0.01, 0.04)
     rows: list[tuple[str, str, int, str]] = []  # prompt, response, group, kind
-    used_paraphrases: set[tuple[str, str]] = set()
     drawn: set[str] = set()
     while len(rows) < n:
         roll = rng.random()
@@ -172,9 +171,9 @@ def generate(n: int, path: Path, shape: str = "edited", seed: int = 42, paraphra
             b = edit(r, rng, src.vocab)
             rows += [(p, b, g, "near"), (p, edit(b, rng, src.vocab), g, "chain")]
         elif roll < near + 0.01 + paraphrase_share and (found := paraphrase_pair(rng, src)) \
-                and found[0] not in used_paraphrases:
+                and normalize_text(" ".join(found[0])).lower() not in drawn:
             (p, r), rp = found
-            used_paraphrases.add((p, r))
+            drawn.add(normalize_text(f"{p} {r}").lower())
             rows += [(p, r, len(rows), "base"), (p, rp, len(rows), "paraphrase")]
         else:
             p, r = base_pair(shape, rng, src)
