@@ -14,8 +14,8 @@ Shapes (every base pair is distinct; copies are planted after them and the whole
 
 Planted: exact copies (``exact``), 1-2 word edits (``near``), chains A ~ B ~ C (``chain``), and, where
 ``data/curate/paraphrases.jsonl`` has them, a real Alpaca pair and later the same prompt with the response
-in other words (``paraphrase``: the semantic step's recall; each shipped paraphrase is planted once at most). Refusals and evaluation 13-grams are planted in ``edited`` only
-(the filters' job, not the dedupe's).
+in other words (``paraphrase``: the semantic step's recall; each shipped paraphrase is planted once at most).
+Refusals and evaluation 13-grams are planted in ``edited`` only (the filters' job, not the dedupe's).
 """
 
 from __future__ import annotations
