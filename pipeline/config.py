@@ -292,7 +292,8 @@ class SemanticConfig(Switch):
         "Lowest centred cosine of both prompts and both answers. Calibrated (benchmarks/curate_calibrate.py) on "
         "labelled pairs: positives are Alpaca answers paraphrased by the bundled SmolLM2 (data/curate/"
         "paraphrases.jsonl, median 0.68-0.79); negatives are each record's nearest neighbour, random pairs and "
-        "one prompt answered twice, in four corpus shapes (max 0.63 over 2,000 nearest pairs per shape); "
+        "one prompt answered twice, in four corpus shapes (2,000 nearest pairs per shape: 99th percentile 0.25-0.54, max 0.63 "
+        "in the long-text shapes); "
         "one-word topic swaps in a templated prompt reach 0.74."))
     batch_size: int = Field(64, ge=1, description="Texts per MiniLM batch (embedder: minilm).")
     workers: int = Field(2, ge=1, description="Processes that embed (embedder: static).")
