@@ -94,7 +94,7 @@ def pack(groups: list[Group], sequences: list[list[int]], cont_lens: list[int]) 
 class SharedPrefixHFLM(HFLM):
     """HFLM with shared-prefix scoring of loglikelihood requests (causal models)."""
 
-    pack_tokens = 256  # tokens per packed forward pass: attention over the packed row grows with its square
+    pack_tokens = 384  # tokens per packed forward pass: attention over the packed row grows with its square
 
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
