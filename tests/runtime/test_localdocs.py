@@ -212,3 +212,17 @@ def test_localdocs_imports_no_torch_until_it_embeds() -> None:
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_pdf_hits_carry_their_page(tmp_path: Path, embed: TextEmbedder) -> None:
+    from tests.runtime.test_documents import write_pdf
+
+    filler = "The maintenance log lists routine checks of pumps, valves and belts in the east hall. " * 12
+    (tmp_path / "docs").mkdir()
+    write_pdf(tmp_path / "docs" / "manual.pdf", [filler + "The Zorblax unit idles at 300 rpm.",
+                                                 filler + "The Ferrit gear turns at 900 rpm."])
+    with new_collection("manuals", tmp_path / "docs") as manuals:
+        assert sync(manuals, embed, show_progress=False).added == 1
+        hit = top(manuals, embed, "How fast does the Ferrit gear turn?")[0]
+        assert "Ferrit" in hit.text and hit.page == 2 and hit.as_json()["page"] == 2
+        assert top(manuals, embed, "Zorblax idle speed")[0].page == 1
