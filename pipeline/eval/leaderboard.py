@@ -59,7 +59,7 @@ def interval_note(rows: list[dict[str, Any]]) -> list[str]:
             f"is ±{half(tasks):.1f} points per task (median half-width)")
     if overall:
         text += f" and ±{half(overall):.1f} on the average"
-    return ["", text + "; `eval.limit: null` scores every document (README: its time)."]
+    return ["", text + "; `eval.limit: null` scores every document."]
 
 
 def published_rows() -> list[dict[str, Any]]:

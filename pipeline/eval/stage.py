@@ -118,14 +118,14 @@ def run(cfg: PipelineConfig, run_dir: RunDir) -> dict[str, int | float]:
             values = self_instruct.perplexities(lm, tokenizer, pairs)
             models[label]["self_instruct"] = self_instruct.summary(values)
             self_instruct.histogram(values, label, out / f"self_instruct_{kind}.png")
-    comparisons = []
+    comparisons: list[dict[str, Any]] = []
     if e.compare_base:
         source = base_source(cfg)
         base = f"base hf:{Path(str(source)).name}"
         models[base], documents[base] = evaluate(scorer("hf", source, cfg, cache), "hf", cfg, offline)
         models[base]["role"] = "base"
-        for label in [label for label in models if label != base]:
-            comparisons += paired.compare(label, base, documents[label], documents[base], cfg.run.seed)
+        comparisons = [row for label in models if label != base
+                       for row in paired.compare(label, base, documents[label], documents[base], cfg.run.seed)]
     if cache is not None:
         cache.close()
     write_json(out / "results.json", {"run": cfg.run.name, "limit": e.limit, "source": e.source, "models": models,
