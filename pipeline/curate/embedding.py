@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -74,14 +75,8 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 def embed_parts(texts: Sequence[str], splits: np.ndarray, workers: int = 1, chunk: int = 5000) -> np.ndarray:
     """(len(texts), 2, dimensions) float16 unit vectors of each text's two parts: the characters before its
     split (the prompt) and those after the one that follows it (the answer)."""
-    out = np.empty((len(texts), 2, static_model().dim), dtype=np.float16)
     jobs = [(texts[start : start + chunk], splits[start : start + chunk]) for start in range(0, len(texts), chunk)]
-    with tqdm(total=len(texts), desc="embed", unit="rec", disable=len(texts) <= 4 * chunk) as bar:
-        for start, vectors in zip(range(0, len(texts), chunk), ordered_results(_embed_parts_job, jobs, workers),
-                                  strict=True):
-            out[start : start + len(vectors)] = vectors
-            bar.update(len(vectors))
-    return out
+    return _embedded(_embed_parts_job, jobs, (len(texts), 2, static_model().dim), workers, chunk)
 
 
 def centre(vectors: np.ndarray, reference: np.ndarray | None = None, weight: int = 0, chunk: int = 50_000) -> None:
@@ -129,11 +124,16 @@ def reference_mean(data_dir: Path) -> np.ndarray | None:
 def embed_texts(texts: Sequence[str], workers: int = 1, chunk: int = 5000) -> np.ndarray:
     """(len(texts), dimensions) unit vectors, stored as float16 (half of float32's memory; cosines move by
     ~1e-3 at most), computed by `workers` processes chunk by chunk."""
-    out = np.empty((len(texts), static_model().dim), dtype=np.float16)
     jobs = [texts[start : start + chunk] for start in range(0, len(texts), chunk)]
-    with tqdm(total=len(texts), desc="embed", unit="rec", disable=len(texts) <= 4 * chunk) as bar:
-        for start, vectors in zip(range(0, len(texts), chunk), ordered_results(_embed_job, jobs, workers),
-                                  strict=True):
+    return _embedded(_embed_job, jobs, (len(texts), static_model().dim), workers, chunk)
+
+
+def _embedded(job: Callable[[Any], np.ndarray], jobs: list[Any], shape: tuple[int, ...], workers: int,
+              chunk: int) -> np.ndarray:
+    """float16 rows of `shape` from `jobs` of `chunk` records each, run by `workers` processes in order."""
+    out = np.empty(shape, dtype=np.float16)
+    with tqdm(total=shape[0], desc="embed", unit="rec", disable=shape[0] <= 4 * chunk) as bar:
+        for start, vectors in zip(range(0, shape[0], chunk), ordered_results(job, jobs, workers), strict=True):
             out[start : start + len(vectors)] = vectors
             bar.update(len(vectors))
     return out

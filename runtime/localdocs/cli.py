@@ -58,24 +58,37 @@ def print_report(collection: Collection, report: SyncReport) -> None:
 def add(
     name: NameArgument,
     folders: Annotated[list[Path], typer.Argument(help="Folders to index (recursively).")],
-    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens", min=16, help="Chunk size in tokens.")] = CHUNK_TOKENS,
-    overlap_tokens: Annotated[int, typer.Option("--overlap-tokens", min=0, help="Tokens carried into the next chunk.")] = OVERLAP_TOKENS,
+    chunk_tokens: Annotated[int | None, typer.Option(
+        "--chunk-tokens", min=16, help=f"Chunk size in tokens (new collections; default {CHUNK_TOKENS}).")] = None,
+    overlap_tokens: Annotated[int | None, typer.Option(
+        "--overlap-tokens", min=0, help=f"Tokens carried into the next chunk (default {OVERLAP_TOKENS}).")] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Make a collection of folders (or add folders to one) and index it; rerun to resume."""
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         raise fail(f"not a folder: {', '.join(missing)}")
-    if overlap_tokens >= chunk_tokens:
-        raise fail(f"--overlap-tokens ({overlap_tokens}) must be less than --chunk-tokens ({chunk_tokens})")
+    size = CHUNK_TOKENS if chunk_tokens is None else chunk_tokens
+    overlap = OVERLAP_TOKENS if overlap_tokens is None else overlap_tokens
+    if overlap >= size:
+        raise fail(f"--overlap-tokens ({overlap}) must be less than --chunk-tokens ({size})")
     try:
         collection = Collection.create(name)
     except LocalDocsError as exc:
         raise fail(exc) from None
     with collection:
-        if collection.get_meta("chunk_tokens") is None:
-            collection.set_meta("chunk_tokens", chunk_tokens)
-            collection.set_meta("overlap_tokens", overlap_tokens)
+        stored = {"chunk_tokens": collection.get_meta("chunk_tokens"),
+                  "overlap_tokens": collection.get_meta("overlap_tokens")}
+        asked = {"chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens}
+        if stored["chunk_tokens"] is not None:
+            changed = [f"--{k.replace('_', '-')} {v} (it has {stored[k]})" for k, v in asked.items()
+                       if v is not None and int(stored[k]) != v]
+            if changed:
+                raise fail(f"collection {name} is already chunked otherwise: {', '.join(changed)}; "
+                           f"`docs remove {name}` first to rechunk it")
+        else:
+            collection.set_meta("chunk_tokens", size)
+            collection.set_meta("overlap_tokens", overlap)
             collection.set_meta("embedding_model", "all-MiniLM-L6-v2")
         collection.add_folders([f.resolve() for f in folders])
         if not run_sync(collection, TextEmbedder(threads)):

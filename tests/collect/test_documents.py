@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from fpdf import FPDF
 
 from pipeline.artifacts import RunDir, execute
 from pipeline.cli import STAGES
@@ -24,22 +23,12 @@ from pipeline.config import load_config
 from pipeline.records import read_records
 from runtime.documents import extract
 from tests.fake_openai import FakeOpenAI
+from tests.pdfs import write_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"manual.pdf", "pages/pump.html", "notes.md", "valve.txt"}
 BAD = {"locked.pdf": "encrypted", "truncated.pdf": "corrupt", "photo.txt": "binary", "empty.md": "empty",
        "noise.txt": "undecodable"}
-
-
-def write_pdf(path: Path, pages: list[str], password: str | None = None) -> None:
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    if password:
-        pdf.set_encryption(owner_password="owner", user_password=password)
-    pdf.output(str(path))
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,9 @@ import random
 from pathlib import Path
 
 import pytest
-from fpdf import FPDF
 
 from runtime.documents import REASONS, ExtractionError, chunk_document, estimate_tokens, extract, find_files
-
-
-def write_pdf(path: Path, pages: list[str], password: str | None = None) -> None:
-    """A real PDF written by fpdf2, one text page per item."""
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    if password:
-        pdf.set_encryption(owner_password="owner", user_password=password)
-    pdf.output(str(path))
+from tests.pdfs import write_pdf
 
 
 @pytest.fixture

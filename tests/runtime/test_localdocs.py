@@ -141,6 +141,8 @@ def test_docs_commands_end_to_end(tmp_path: Path) -> None:
     assert "Oskar Thrane" in hits[0]["text"] and hits[0]["score"] >= hits[1]["score"]
     assert {"start", "end", "page"} <= set(hits[0])
     assert '"notes"' in docs_cli("list", "--json").stdout
+    rechunk = docs_cli("add", "notes", str(docs), "--chunk-tokens", "64")
+    assert rechunk.returncode == 1 and "--chunk-tokens 64 (it has 160)" in rechunk.stderr
     (docs / "pasta.txt").unlink()
     assert "1 removed" in docs_cli("update", "notes").stderr
     unknown = docs_cli("search", "nope", "x")
@@ -215,7 +217,7 @@ def test_localdocs_imports_no_torch_until_it_embeds() -> None:
 
 
 def test_pdf_hits_carry_their_page(tmp_path: Path, embed: TextEmbedder) -> None:
-    from tests.runtime.test_documents import write_pdf
+    from tests.pdfs import write_pdf
 
     filler = "The maintenance log lists routine checks of pumps, valves and belts in the east hall. " * 12
     (tmp_path / "docs").mkdir()
