@@ -535,13 +535,10 @@ class GPT4All:
 
     def _with_localdocs(self, session: ChatSession, prompt: str, max_tokens: int) -> str:
         """The prompt headed by the LocalDocs excerpts that fit the context beside a max_tokens answer."""
-        from runtime.localdocs import TOP_K, fit_excerpts, with_excerpts
-
         assert session.library is not None
-        hits = session.library.search(prompt, TOP_K)
-        self.sources = fit_excerpts(prompt, hits, lambda text: len(self._turn_tokens(session, text)[0]),
-                                    self.n_ctx - max_tokens)
-        return with_excerpts(prompt, self.sources)
+        headed, self.sources = session.library.excerpted(
+            prompt, lambda text: len(self._turn_tokens(session, text)[0]), self.n_ctx - max_tokens)
+        return headed
 
     def _turn_tokens(self, session: ChatSession, prompt: str) -> tuple[list[int], Closing, list[int]]:
         """The context for the user's next turn, what ends the reply's turn, and (with a prompt template)

@@ -376,16 +376,12 @@ def localdocs_messages(model: GPT4All, library: Library, names: list[str], messa
                        max_tokens: int, sources: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The conversation with the last question headed by the excerpts that fit beside a max_tokens answer;
     `sources` gets those excerpts (files named relative to their collection folder)."""
-    from runtime.localdocs import TOP_K, fit_excerpts, with_excerpts
-
-    question = messages[-1]["content"]
-
     def prompt_tokens(text: str) -> int:
         return len(model.chat_tokens([*messages[:-1], {"role": "user", "content": text}]))
 
-    chosen = fit_excerpts(question, library.search(question, TOP_K, names), prompt_tokens, model.n_ctx - max_tokens)
+    text, chosen = library.excerpted(messages[-1]["content"], prompt_tokens, model.n_ctx - max_tokens, names)
     sources.extend(hit.as_json(absolute=False) for hit in chosen)
-    return [*messages[:-1], {"role": "user", "content": with_excerpts(question, chosen)}]
+    return [*messages[:-1], {"role": "user", "content": text}]
 
 
 CHARS_PER_TOKEN_MAX = 32  # no tokenizer packs more characters than this into a token on real text

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from pipeline.curate.ledger import Ledger
+from pipeline.curate.report import clip
 from pipeline.records import Record
 
 PER_RULE = 10
@@ -15,8 +16,7 @@ SHOWN_CHARS = 240
 
 def beginning(record: Record, size: int = SHOWN_CHARS) -> str:
     """The start of a record's prompt and response, on one line."""
-    text = f"{record.prompt} ⏎ {record.response}".replace("\n", " ")
-    return text if len(text) <= size else text[: size - 1] + "…"
+    return clip(f"{record.prompt} ⏎ {record.response}".replace("\n", " "), size)
 
 
 class Review:

@@ -18,6 +18,8 @@ from typing import Any
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
+from runtime.registry import file_digest
+
 LM_EVAL_VERSION = version("lm_eval")
 # Files of an HF folder that decide its scores; a GGUF is one file.
 HF_MODEL_FILES = ("*.safetensors", "*.bin", "config.json", "tokenizer.json", "tokenizer_config.json",
@@ -64,14 +66,11 @@ class ScoreCache:
                               (key, stat.st_size, stat.st_mtime_ns)).fetchone()
         if row:
             return row[0]
-        sha = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                sha.update(chunk)
+        sha256 = file_digest(path)
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
-                            (key, stat.st_size, stat.st_mtime_ns, sha.hexdigest()))
-        return sha.hexdigest()
+                            (key, stat.st_size, stat.st_mtime_ns, sha256))
+        return sha256
 
     def fingerprint(self, backend: str, source: Path) -> str:
         """backend:hash over the names and contents of the model's files."""

@@ -4,7 +4,6 @@ own, so an interrupted run loses at most the file it was on and the next run res
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,22 +100,18 @@ def index_file(collection: Collection, item: Work, embed: Embed, size: int, over
     """Read, chunk, embed and store one file (or record why it has no text)."""
     path = str(item.path)
     try:
-        digest = hashlib.sha256(item.path.read_bytes()).hexdigest()
-        if digest == item.known_sha256:  # touched, not changed
-            collection.touch_file(path, item.size, item.mtime_ns)
-            report.unchanged += 1
-            return
-        document = extract(item.path)
+        document = extract(item.path)  # reads the file once and hashes it; an unreadable one is an ExtractionError
     except ExtractionError as exc:
         collection.mark_bad(item.folder, path, item.size, item.mtime_ns, exc.reason, exc.detail)
         return
-    except OSError as exc:
-        collection.mark_bad(item.folder, path, item.size, item.mtime_ns, "unreadable", exc.strerror or type(exc).__name__)
+    if document.sha256 == item.known_sha256:  # touched, not changed: nothing to embed
+        collection.touch_file(path, item.size, item.mtime_ns)
+        report.unchanged += 1
         return
     chunks = chunk_document(document, size=size, overlap=overlap)
     vectors = embed([chunk.text for chunk in chunks])
     rows = [ChunkRow(c.index, c.start, c.end, c.page, c.text, v) for c, v in zip(chunks, vectors, strict=True)]
-    collection.replace_file(item.folder, path, item.size, item.mtime_ns, digest, rows)
+    collection.replace_file(item.folder, path, item.size, item.mtime_ns, document.sha256, rows)
     if item.known_sha256 is None:
         report.added += 1
     else:

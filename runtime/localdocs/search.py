@@ -9,12 +9,13 @@ and checked on its held-out questions (benchmarks/RESULTS.md, "LocalDocs retriev
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from runtime.localdocs.context import TOP_K, fit_excerpts, with_excerpts
 from runtime.localdocs.store import Collection, Hit
 
 Mode = Literal["hybrid", "vector", "bm25"]
@@ -103,6 +104,13 @@ class Library:
         vector = self.embed([query])[0]
         hits = [hit for collection in chosen for hit in search(collection, query, vector, top_k)]
         return sorted(hits, key=lambda hit: -hit.score)[:top_k]
+
+    def excerpted(self, question: str, prompt_tokens: Callable[[str], int], budget: int,
+                  names: Sequence[str] | None = None) -> tuple[str, list[Hit]]:
+        """The question headed by the best TOP_K excerpts that fit (`fit_excerpts`: the whole prompt within
+        `budget` tokens), and those excerpts."""
+        chosen = fit_excerpts(question, self.search(question, TOP_K, names), prompt_tokens, budget)
+        return with_excerpts(question, chosen), chosen
 
     def close(self) -> None:
         for collection in self.collections.values():
